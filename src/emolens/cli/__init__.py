@@ -1,0 +1,56 @@
+"""The ``emolens`` command line: a thin shell over the Python API.
+
+Each sub-module adds its commands with ``register(app)`` and imports its heavy dependencies
+inside the command functions, so ``emolens analyze`` never imports torch. Errors raised at the core
+(:class:`~emolens.errors.EmolensError`) become one clear line on stderr and the exit code the error
+class names; nothing else is caught, so real bugs still show their traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import EmolensError, exit_code_for
+from . import analyze, data, evaluate, export, models, serve, train
+
+app = typer.Typer(
+    name="emolens",
+    help="Read emotions from faces: train, evaluate and export models; analyze photos; serve an API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (data, train, evaluate, export, models, analyze, serve):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    try:
+        app(args=argv, prog_name="emolens", standalone_mode=False)
+    except EmolensError as err:
+        typer.echo(f"error: {err}", err=True)
+        return exit_code_for(err)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except typer.Exit as e:
+        return int(e.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except Exception as e:  # click usage errors arrive as ClickException in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return int(e.exit_code)
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training half of emolens (needs the ``train`` extra: torch). Never imported by the inference path."""
