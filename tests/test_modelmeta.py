@@ -6,8 +6,9 @@ from emolens.modelmeta import ModelMeta
 
 
 def _meta(**kw):
-    base = dict(labels=FER7, input_size=(48, 48), channels=1, mean=(0.5,), std=(0.25,),
-                architecture="tiny", dataset="fer2013")
+    base = dict(
+        labels=FER7, input_size=(48, 48), channels=1, mean=(0.5,), std=(0.25,), architecture="tiny", dataset="fer2013"
+    )
     base.update(kw)
     return ModelMeta(**base)
 

@@ -181,12 +181,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         tree = loaded
     for key, value in (overrides or {}).items():
         _set_dotted(tree, key, value)
-    return _build(TrainConfig, tree)  # type: ignore[no-any-return]
+    cfg: TrainConfig = _build(TrainConfig, tree)
+    return cfg
 
 
 def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved with :meth:`TrainConfig.to_dict` (e.g. from a checkpoint)."""
-    return _build(TrainConfig, d)  # type: ignore[no-any-return]
+    cfg: TrainConfig = _build(TrainConfig, d)
+    return cfg
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

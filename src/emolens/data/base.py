@@ -52,8 +52,9 @@ class Split:
     def __post_init__(self) -> None:
         n = len(self.images)
         if self.images.dtype != np.uint8 or self.images.ndim not in (3, 4):
-            raise DatasetError(f"split {self.name}: images must be uint8 (N,H,W[,3]), got {self.images.dtype} "
-                               f"{self.images.shape}")
+            raise DatasetError(
+                f"split {self.name}: images must be uint8 (N,H,W[,3]), got {self.images.dtype} {self.images.shape}"
+            )
         if len(self.labels) != n:
             raise DatasetError(f"split {self.name}: {n} images but {len(self.labels)} labels")
         if self.targets is not None and len(self.targets) != n:

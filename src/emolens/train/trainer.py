@@ -1,0 +1,314 @@
+"""The training loop: one :class:`Trainer` per run folder.
+
+A run folder holds ``config.yaml`` (the resolved config), ``last.pt`` (written after every epoch),
+``best.pt`` (best validation accuracy), ``history.csv``, ``curves.png`` and, at the end,
+``metrics.json`` with the best model's test metrics. ``fit(resume=True)`` continues from ``last.pt``
+exactly: every epoch draws its shuffling, augmentation and dropout randomness from
+``(seed, epoch)``, so a killed and resumed run ends with the same history as an uninterrupted one
+(on CPU; CUDA kernels may add their own non-determinism).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..config import TrainConfig, save_config
+from ..data.base import FaceDataset
+from ..errors import CheckpointError, ConfigError
+from ..modelmeta import ModelMeta
+from .archs import count_parameters, create_model
+from .augment import BatchAugment
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .history import plot_curves, write_history
+from .schedule import LRSchedule
+from .tensors import SplitTensors, channel_stats, normalize_batch, split_tensors
+
+log = logging.getLogger("emolens.train")
+
+# Settings that may differ between a run and its resumption (they do not change the result).
+_RESUMABLE_DIFFS = {"out", "device", "threads"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    best_val_acc: float
+    best_epoch: int
+    stopped_early: bool
+    finished: bool  # False when a time limit ended the run before its last epoch
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda asked for, but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**62)
+
+
+class Trainer:
+    """Trains ``cfg.model.arch`` on a loaded :class:`FaceDataset` into ``cfg.out``."""
+
+    def __init__(self, cfg: TrainConfig, dataset: FaceDataset, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.dataset = dataset
+        self.progress = progress
+        self.run_dir = Path(cfg.out)
+        self.device = resolve_device(cfg.device)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        size, ch = cfg.data.image_size, cfg.data.channels
+        k = len(dataset.labels)
+        soft = cfg.data.label_mode == "soft"
+        self.train = split_tensors(dataset.split("train"), k, size, ch, soft=soft)
+        self.val = split_tensors(dataset.split("val"), k, size, ch, soft=soft)
+        mean, std = channel_stats(self.train.x)
+        self.meta = ModelMeta(
+            labels=dataset.labels,
+            input_size=(size, size),
+            channels=ch,
+            mean=mean,
+            std=std,
+            architecture=cfg.model.arch,
+            dataset=dataset.name,
+            extra={"label_mode": cfg.data.label_mode, "train_size": len(self.train)},
+        )
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(
+            cfg.model.arch,
+            num_classes=k,
+            in_channels=ch,
+            input_size=size,
+            width=cfg.model.width,
+            dropout=cfg.model.dropout,
+        ).to(self.device)
+        self.optimizer = self._make_optimizer()
+        self.schedule = LRSchedule(cfg.optim, cfg.epochs)
+        self.augment = BatchAugment(cfg.augment)
+        self.class_weight = self._class_weights(k)
+        self._mean = torch.tensor(mean, device=self.device)
+        self._std = torch.tensor(std, device=self.device)
+        self.history: list[dict[str, float]] = []
+        self.best_val_acc = -1.0
+        self.start_epoch = 0
+
+    # ----------------------------------------------------------------- setup
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        decay = [p for p in self.model.parameters() if p.ndim > 1]
+        no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if o.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.momentum > 0)
+        if o.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=o.lr)
+        raise ConfigError(f"optim.optimizer must be sgd or adamw, got {o.optimizer!r}")
+
+    def _class_weights(self, k: int) -> torch.Tensor | None:
+        if not self.cfg.optim.class_weights:
+            return None
+        counts = torch.bincount(self.train.labels, minlength=k).float().clamp_min(1)
+        w = counts.sum() / (k * counts)
+        return (w / w.mean()).to(self.device)
+
+    # ---------------------------------------------------------------- resume
+    def _resume(self) -> None:
+        path = self.run_dir / "last.pt"
+        ckpt = load_checkpoint(path)
+        saved, now = ckpt.config.to_dict(), self.cfg.to_dict()
+        diffs = sorted(_diff_keys(saved, now) - _RESUMABLE_DIFFS)
+        if diffs:
+            raise CheckpointError(
+                f"{path} was trained with another configuration (differs in: {', '.join(diffs)});"
+                " resume with the same settings or start a new --out folder"
+            )
+        self.model.load_state_dict(ckpt.model_state)
+        if ckpt.optimizer_state:
+            self.optimizer.load_state_dict(ckpt.optimizer_state)
+        if ckpt.scheduler_state:
+            self.schedule.load_state_dict(ckpt.scheduler_state)
+        self.history = list(ckpt.history)
+        self.best_val_acc = ckpt.best_metric
+        self.start_epoch = ckpt.epoch
+        self.meta = ckpt.meta
+        log.info("resumed %s at epoch %d (best val acc %.4f)", path, ckpt.epoch, ckpt.best_metric)
+
+    def _checkpoint(self, epoch: int) -> Checkpoint:
+        return Checkpoint(
+            config=self.cfg,
+            meta=self.meta,
+            model_state={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            epoch=epoch,
+            history=list(self.history),
+            best_metric=self.best_val_acc,
+            optimizer_state=self.optimizer.state_dict(),
+            scheduler_state=self.schedule.state_dict(),
+            extra={"params": count_parameters(self.model)},
+        )
+
+    # ------------------------------------------------------------------ loop
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), targets, weight=self.class_weight, label_smoothing=smoothing)
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+        cfg, model, data = self.cfg, self.model, self.train
+        model.train()
+        gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch))
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+        order = torch.randperm(len(data), generator=gen)
+        nb = max(1, len(data) // cfg.batch_size)  # drop the ragged last batch (BN and mixing prefer full ones)
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(
+            range(nb),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not self.progress,
+            unit="batch",
+            dynamic_ncols=True,
+        )
+        for b in bar:
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size] if nb > 1 else order
+            x = data.x[idx].float().div_(255.0)
+            x = self.augment(x, gen)
+            y = data.targets[idx]
+            x, y = self.augment.mix(x, y, gen)
+            x = normalize_batch(x.to(self.device, non_blocking=True), self._mean, self._std)
+            y = y.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = model(x)
+            loss = self._loss(logits, y, cfg.optim.label_smoothing)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b}; lower optim.lr")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            n = len(idx)
+            total_loss += loss.item() * n
+            correct += int((logits.argmax(1).cpu() == data.labels[idx]).sum())
+            seen += n
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        return total_loss / seen, correct / seen
+
+    def _autocast(self) -> Any:
+        if self.device.type == "cuda" and self.cfg.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return torch.autocast(device_type="cpu", enabled=False)
+
+    @torch.no_grad()
+    def evaluate_split(self, data: SplitTensors, batch_size: int = 512) -> tuple[float, float, torch.Tensor]:
+        """(loss, accuracy, probabilities) of the current model on a split, no augmentation."""
+        self.model.eval()
+        probs = []
+        for i in range(0, len(data), batch_size):
+            x = normalize_batch(data.x[i : i + batch_size].to(self.device), self._mean, self._std)
+            with self._autocast():
+                logits = self.model(x)
+            probs.append(torch.softmax(logits.float(), 1).cpu())
+        p = torch.cat(probs)
+        loss = float(-(data.targets * p.clamp_min(1e-8).log()).sum(1).mean())
+        acc = float((p.argmax(1) == data.labels).float().mean())
+        return loss, acc, p
+
+    def fit(self, resume: bool = False, time_limit_s: float | None = None) -> TrainResult:
+        """Train until ``cfg.epochs``, early stopping, or ``time_limit_s`` (then resume later)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._resume()
+        elif (self.run_dir / "last.pt").exists():
+            raise CheckpointError(f"{self.run_dir} already holds a run (last.pt); use --resume or another --out")
+        save_config(self.cfg, self.run_dir / "config.yaml")
+        log.info(
+            "training %s (%d params) on %s: %d train / %d val images, device %s",
+            self.cfg.model.arch,
+            count_parameters(self.model),
+            self.dataset.name,
+            len(self.train),
+            len(self.val),
+            self.device,
+        )
+        t0, stopped_early = time.monotonic(), False
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            if self._patience_exhausted():
+                stopped_early = True
+                break
+            if time_limit_s is not None and time.monotonic() - t0 > time_limit_s:
+                break
+            self._run_epoch(epoch)
+        done = len(self.history)
+        finished = stopped_early or done >= self.cfg.epochs
+        best = max(self.history, key=lambda r: r["val_acc"]) if self.history else {"epoch": 0, "val_acc": math.nan}
+        return TrainResult(self.run_dir, done, float(best["val_acc"]), int(best["epoch"]), stopped_early, finished)
+
+    def _run_epoch(self, epoch: int) -> None:
+        lr = self.schedule.lr_for(epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        t = time.monotonic()
+        train_loss, train_acc = self._train_epoch(epoch)
+        val_loss, val_acc, _ = self.evaluate_split(self.val)
+        self.schedule.observe(val_loss)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": lr,
+            "time_s": time.monotonic() - t,
+        }
+        self.history.append(row)
+        improved = val_acc > self.best_val_acc
+        if improved:
+            self.best_val_acc = val_acc
+        ckpt = self._checkpoint(epoch + 1)
+        save_checkpoint(ckpt, self.run_dir / "last.pt")
+        if improved:
+            save_checkpoint(ckpt, self.run_dir / "best.pt")
+        write_history(self.history, self.run_dir / "history.csv")
+        plot_curves(self.history, self.run_dir / "curves.png", title=f"{self.cfg.model.arch} on {self.dataset.name}")
+        log.info(
+            "epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | lr %.4g | %.1fs",
+            epoch + 1,
+            self.cfg.epochs,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            " *" if improved else "",
+            lr,
+            row["time_s"],
+        )
+
+    def _patience_exhausted(self) -> bool:
+        p = self.cfg.early_stopping
+        if p <= 0 or len(self.history) <= p:
+            return False
+        best_epoch = max(range(len(self.history)), key=lambda i: self.history[i]["val_acc"])
+        return len(self.history) - 1 - best_epoch >= p
+
+
+def _diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for key in set(a) | set(b):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out |= _diff_keys(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.add(f"{prefix}{key}" if prefix else key)
+    return out

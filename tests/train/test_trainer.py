@@ -1,0 +1,92 @@
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from emolens.config import load_config
+from emolens.errors import CheckpointError
+from emolens.train.checkpoint import load_checkpoint
+from emolens.train.final import evaluate_run
+from emolens.train.trainer import Trainer
+
+from .synthetic import make_dataset
+
+
+def _cfg(out: Path, **kw):
+    base = {
+        "model.arch": "tiny",
+        "epochs": 3,
+        "batch_size": 32,
+        "optim.lr": 0.05,
+        "out": str(out),
+        "seed": 1,
+        "threads": 1,
+        "augment.mixup": 0.2,
+    }
+    base.update(kw)
+    return load_config(overrides=base)
+
+
+def _hist(run: Path) -> list[dict]:
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r.pop("time_s")
+    return rows
+
+
+def test_fit_writes_run_folder_and_learns(tmp_path: Path):
+    ds = make_dataset()
+    res = Trainer(_cfg(tmp_path / "r", epochs=6), ds, progress=False).fit()
+    assert res.finished and res.epochs_done == 6
+    for name in ("config.yaml", "last.pt", "best.pt", "history.csv", "curves.png"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
+    assert res.best_val_acc > 0.5  # 7 separable patterns: far above chance (1/7)
+    metrics = evaluate_run(tmp_path / "r", ds)
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["accuracy"] == metrics["accuracy"] > 0.5
+    assert (tmp_path / "r" / "confusion_matrix.png").exists()
+    ckpt = load_checkpoint(tmp_path / "r" / "best.pt")
+    assert ckpt.meta.labels == ds.labels and ckpt.meta.architecture == "tiny"
+
+
+def test_killed_run_resumes_to_identical_history(tmp_path: Path, monkeypatch):
+    ds = make_dataset(n_train=140, n_val=35, n_test=35)
+    Trainer(_cfg(tmp_path / "full"), ds, progress=False).fit()
+
+    killed = Trainer(_cfg(tmp_path / "killed"), ds, progress=False)
+    original = Trainer._train_epoch
+
+    def dying(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt  # killed in the middle of the third epoch
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    assert len(_hist(tmp_path / "killed")) == 2
+
+    res = Trainer(_cfg(tmp_path / "killed"), ds, progress=False).fit(resume=True)
+    assert res.epochs_done == 3
+    assert _hist(tmp_path / "killed") == _hist(tmp_path / "full")
+
+
+def test_resume_refuses_other_config_and_existing_run(tmp_path: Path):
+    ds = make_dataset(n_train=70, n_val=14, n_test=14)
+    Trainer(_cfg(tmp_path / "r", epochs=1), ds, progress=False).fit()
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        Trainer(_cfg(tmp_path / "r", epochs=1), ds, progress=False).fit()
+    with pytest.raises(CheckpointError, match=r"differs in: optim\.lr"):
+        Trainer(_cfg(tmp_path / "r", epochs=1, **{"optim.lr": 0.1}), ds, progress=False).fit(resume=True)
+    with pytest.raises(CheckpointError, match="not found"):
+        Trainer(_cfg(tmp_path / "none", epochs=1), ds, progress=False).fit(resume=True)
+
+
+def test_early_stopping_and_plateau(tmp_path: Path):
+    ds = make_dataset(n_train=70, n_val=14, n_test=14)
+    cfg = _cfg(tmp_path / "r", epochs=30, early_stopping=2, **{"optim.lr": 1e-6, "optim.scheduler": "plateau"})
+    res = Trainer(cfg, ds, progress=False).fit()
+    assert res.stopped_early and res.epochs_done < 30
