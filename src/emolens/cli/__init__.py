@@ -30,7 +30,7 @@ for _module in (data, train, evaluate, export, models, analyze, serve):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
-        app(args=argv, prog_name="emolens", standalone_mode=False)
+        rv = app(args=argv, prog_name="emolens", standalone_mode=False)
     except EmolensError as err:
         typer.echo(f"error: {err}", err=True)
         return exit_code_for(err)
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return int(e.exit_code)
         raise
-    return 0
+    # In non-standalone mode click returns the code of a typer.Exit instead of raising it.
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,278 @@
-"""CLI commands: analyze (filled in by its owner)."""
+"""CLI command ``emolens analyze PATH...``: emotions of every face in photos, files and folders.
+
+A thin shell over :class:`~emolens.inference.analyzer.Analyzer`: it expands the paths (files,
+folders, globs) into a deterministic list, classifies them in batches across files with
+``analyze_many``, streams the results to stdout in the chosen format (:mod:`.output`), optionally
+writes annotated copies, and ends with the emotion distribution over all faces. Unreadable files are
+reported on stderr and skipped; the exit code is 0 when at least one file was read, otherwise that of
+the first error (3 for a file that is not an image). torch is never imported here.
+"""
 
 from __future__ import annotations
 
+import glob
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+
+from ..errors import EmolensError, InvalidInput, UnsupportedMedia
+from .output import OutputFormat
+
+if TYPE_CHECKING:
+    from ..inference.analyzer import Analyzer
+    from ..results import ImageResult
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+"""Extensions picked up from folders and globs (a file named explicitly is always tried)."""
+
+PROGRESS_MIN_FILES = 4
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _scan_folder(folder: Path, recursive: bool) -> Iterator[Path]:
+    """Image files under ``folder`` in sorted order; hidden files and folders are skipped."""
+    if not recursive:
+        yield from sorted(p for p in folder.iterdir() if p.is_file() and _is_image_name(p)
+                          and not p.name.startswith("."))
+        return
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            p = Path(root) / name
+            if _is_image_name(p) and not name.startswith("."):
+                yield p
+
+
+def _expand_one(arg: str, recursive: bool) -> list[Path]:
+    p = Path(arg).expanduser()
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        return list(_scan_folder(p, recursive))
+    if not _GLOB_CHARS & set(arg):
+        return []
+    out: list[Path] = []
+    for match in sorted(glob.glob(os.path.expanduser(arg), recursive=True)):
+        m = Path(match)
+        if m.is_dir():
+            out.extend(_scan_folder(m, recursive))
+        elif m.is_file() and _is_image_name(m):
+            out.append(m)
+    return out
+
+
+def collect_inputs(args: Sequence[str], *, recursive: bool = True) -> tuple[list[Path], list[str]]:
+    """Expand paths, folders and globs into image files, and list the arguments that matched nothing.
+
+    Order is deterministic: arguments in the order given, folder and glob contents sorted by path.
+    A file named explicitly is kept whatever its extension; folders and globs yield only
+    :data:`IMAGE_EXTENSIONS`. A file reached twice is listed once (first position).
+    """
+    files: list[Path] = []
+    seen: set[Path] = set()
+    unmatched: list[str] = []
+    for arg in args:
+        found = _expand_one(arg, recursive)
+        if not found:
+            unmatched.append(arg)
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(f)
+    return files, unmatched
+
+
+def annotation_names(files: Sequence[Path]) -> list[str]:
+    """Output file names for annotated copies: base name + ``.png`` for PNG sources, else ``.jpg``.
+
+    Clashes (same base name in different folders, or ``a.jpg`` next to ``a.jpeg``) get ``_2``, ``_3``...
+    in input order, never reusing a name another file already has.
+    """
+    wanted = [f.stem + (".png" if f.suffix.lower() == ".png" else ".jpg") for f in files]
+    taken = {w.lower() for w in wanted}
+    used: set[str] = set()
+    out: list[str] = []
+    for name in wanted:
+        final = name
+        if final.lower() in used:
+            stem, ext = os.path.splitext(name)
+            k = 2
+            while f"{stem}_{k}{ext}".lower() in used | taken:
+                k += 1
+            final = f"{stem}_{k}{ext}"
+        used.add(final.lower())
+        out.append(final)
+    return out
+
+
+def _write_annotated(path: Path, result: ImageResult, target: Path) -> None:
+    import cv2
+
+    from ..inference.annotate import annotate
+    from ..inference.imageio import load_image
+
+    rgb = annotate(load_image(path).rgb, result)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if target.suffix == ".jpg" else []
+    if not cv2.imwrite(str(target), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
+        raise InvalidInput(f"could not write the annotated image {target}")
+
+
+def _outcomes(
+    analyzer: Analyzer, files: Sequence[Path], batch_size: int, cropped: bool
+) -> Iterator[tuple[Path, ImageResult | EmolensError]]:
+    """(file, its result or the error that made it unreadable) for every file.
+
+    Results come in input order; an error is yielded as soon as ``analyze_many`` reports it, which
+    can be before the results of earlier files still waiting in a classifier batch.
+    """
+    by_name = {str(f): f for f in files}
+    failed: list[tuple[str, EmolensError]] = []
+    stream = analyzer.analyze_many(
+        [(name, name) for name in by_name], batch_size=batch_size, cropped=cropped,
+        on_error=lambda source, err: failed.append((source, err)),
+    )
+    for result in stream:
+        while failed:
+            source, err = failed.pop(0)
+            yield by_name.get(source, Path(source)), err
+        yield by_name.get(result.source, Path(result.source)), result
+    for source, err in failed:
+        yield by_name.get(source, Path(source)), err
+
+
+def _progress(total: int, force: bool | None) -> Any:
+    from tqdm import tqdm
+
+    show = force if force is not None else (total >= PROGRESS_MIN_FILES and sys.stderr.isatty())
+    return tqdm(total=total, file=sys.stderr, disable=not show, unit="img", leave=False, dynamic_ncols=True)
+
+
+def _prepare_outdir(outdir: Path) -> None:
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInput(f"cannot create the annotation folder {outdir}: {e.strerror or e}") from e
+    if not outdir.is_dir():
+        raise InvalidInput(f"--annotate {outdir} is not a folder")
+
+
+def _report(source: str, err: BaseException, bar: Any = None) -> None:
+    """``error: <message naming the file>`` on stderr (above the progress bar when one is shown)."""
+    msg = str(err) or type(err).__name__
+    line = f"error: {msg}" if source in msg else f"error: {source}: {msg}"
+    if bar is not None and not bar.disable:
+        bar.write(line, file=sys.stderr)
+    else:
+        typer.echo(line, err=True)
+
+
+def run_analysis(
+    analyzer: Analyzer,
+    files: Sequence[Path],
+    *,
+    fmt: OutputFormat = OutputFormat.table,
+    annotate_dir: Path | None = None,
+    batch_size: int = 64,
+    cropped: bool = False,
+    progress: bool | None = None,
+    prior_errors: Iterable[tuple[str, BaseException]] = (),
+) -> tuple[int, list[EmolensError]]:
+    """Analyse ``files`` and stream them to stdout; returns (files read, their errors in order).
+
+    ``prior_errors`` (arguments that matched nothing) are reported first and kept in ``json`` output.
+    """
+    from ..inference.summary import SummaryBuilder
+    from .output import make_writer
+
+    writer = make_writer(fmt, sys.stdout)
+    writer.start(analyzer.labels)
+    summary = SummaryBuilder(analyzer.labels)
+    errors: list[EmolensError] = []
+    for source, err in prior_errors:
+        _report(source, err)
+        writer.error(source, err)
+    names = annotation_names(files) if annotate_dir is not None else []
+    index = {f: i for i, f in enumerate(files)}
+    read = 0
+    with _progress(len(files), progress) as bar:
+        for path, outcome in _outcomes(analyzer, files, batch_size, cropped):
+            bar.update(1)
+            if isinstance(outcome, EmolensError):
+                _report(str(path), outcome, bar)
+                writer.error(str(path), outcome)
+                errors.append(outcome)
+                continue
+            read += 1
+            writer.image(outcome)
+            summary.add(outcome)
+            if annotate_dir is not None:
+                _write_annotated(path, outcome, annotate_dir / names[index[path]])
+    built = summary.build()
+    writer.finish(built)
+    if writer.machine:
+        typer.echo(f"summary: {built.describe()}", err=True)
+        if built.faces:
+            typer.echo(f"mean probabilities: {built.describe_means()}", err=True)
+    return read, errors
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (captured output)
+        pass
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add ``analyze`` to the app."""
+
+    @app.command("analyze")
+    def analyze(
+        paths: list[str] = typer.Argument(..., help="image files, folders or globs (quoted globs work too)"),
+        fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="output format"),
+        annotate: Path | None = typer.Option(None, "--annotate", help="write annotated copies here"),
+        model: str | None = typer.Option(None, "--model", help="ONNX file or packaged model name (emolens models)"),
+        detector: str = typer.Option("auto", "--detector", help="face detector name"),
+        no_align: bool = typer.Option(False, "--no-align", help="do not rotate faces upright first"),
+        tta: bool = typer.Option(False, "--tta", help="also classify the mirrored face and average"),
+        cropped: bool = typer.Option(False, "--cropped", help="inputs are face crops: skip detection"),
+        batch_size: int = typer.Option(64, "--batch-size", min=1, help="faces per classifier batch"),
+        threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for inference (0 = all)"),
+        recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="descend into sub-folders"),
+        progress: bool | None = typer.Option(
+            None, "--progress/--no-progress", help="progress bar on stderr (default: many files on a tty)"
+        ),
+    ) -> None:
+        """Read the emotion of every face in images, folders and globs."""
+        files, unmatched = collect_inputs(paths, recursive=recursive)
+        if not files:
+            raise InvalidInput("no input matched: " + ", ".join(repr(a) for a in paths)
+                               + " (expected image files, folders holding images, or globs)")
+        if annotate is not None:
+            _prepare_outdir(annotate)
+        from ..inference.analyzer import Analyzer
+
+        an = Analyzer(model=model, detector=detector, align=not no_align, tta=tta, threads=threads)
+        missing = [(a, InvalidInput(f"no such file or folder, or nothing matched: {a}")) for a in unmatched]
+        try:
+            read, errors = run_analysis(
+                an, files, fmt=fmt, annotate_dir=annotate, batch_size=batch_size, cropped=cropped,
+                progress=progress, prior_errors=missing,
+            )
+        except BrokenPipeError:  # `emolens analyze ... | head`: the reader left, stop quietly
+            _silence_stdout()
+            return
+        if read == 0:
+            cls = type(errors[0]) if errors else UnsupportedMedia
+            raise cls(f"none of the {len(files)} input file(s) could be read")
