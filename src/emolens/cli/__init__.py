@@ -27,6 +27,20 @@ for _module in (data, train, evaluate, export, models, analyze, serve):
     _module.register(app)
 
 
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """click's ClickException, and typer's bundled copy of it (typer >= 0.29 vendors click)."""
+    import click
+
+    found: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as vendored
+
+        found.append(vendored)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
@@ -42,12 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
-    except Exception as e:  # click usage errors arrive as ClickException in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return int(e.exit_code)
+    except Exception as e:  # usage errors arrive as ClickException in non-standalone mode
+        if isinstance(e, _click_exceptions()):
+            e.show()  # type: ignore[attr-defined]
+            return int(e.exit_code)  # type: ignore[attr-defined]
         raise
     # In non-standalone mode click returns the code of a typer.Exit instead of raising it.
     return rv if isinstance(rv, int) else 0

@@ -1,0 +1,103 @@
+"""``create_app()``: the emolens REST API and its offline web page.
+
+    uvicorn --factory emolens.api.app:create_app        # settings from EMOLENS_* variables
+
+The analyzer is built once in the lifespan (a bad model stops startup with a clear error) and
+reaches routes through :func:`emolens.api.deps.get_engine`. Routes: ``POST /v1/analyze``,
+``POST /v1/analyze/batch``, ``GET /v1/models``, ``GET /healthz``; docs at ``/docs``; the web page
+at ``/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from .bodylimit import BodyLimitMiddleware, LimitFor
+from .deps import AnalyzerFactory, Engine, build_analyzer
+from .errors import install_error_handlers
+from .routes import health_router, router
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MULTIPART_SLACK = 64 * 1024  # multipart boundaries, part headers and the small option fields
+OTHER_BODY_LIMIT = 64 * 1024  # no other route takes a body
+
+# The page loads nothing from elsewhere; the policy makes the browser refuse it if it ever tried.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def body_limits(settings: Settings) -> LimitFor:
+    """The request body limit of each route (bytes), from the settings."""
+    limits = {
+        "/v1/analyze": settings.max_upload_bytes + MULTIPART_SLACK,
+        "/v1/analyze/batch": settings.max_batch_bytes + MULTIPART_SLACK,
+    }
+
+    def limit_for(method: str, path: str) -> int | None:
+        return limits.get(path.rstrip("/") or "/", OTHER_BODY_LIMIT)
+
+    return limit_for
+
+
+def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFactory | None = None) -> FastAPI:
+    """Build the API. ``settings`` default to ``Settings()`` (``EMOLENS_*`` variables);
+    ``analyzer_factory(settings)`` builds the analyzer (default: the ONNX :class:`Analyzer`)."""
+    settings = settings or Settings()
+    engine = Engine(settings, analyzer_factory or build_analyzer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        analyzer = await run_in_threadpool(engine.load)
+        log.info("emolens API ready with model %s", analyzer.model_name)
+        yield
+        engine.close()
+
+    app = FastAPI(
+        title="emolens",
+        version=__version__,
+        description="Facial emotion recognition: find the faces in an image and read the emotion of each.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(router)
+    _add_page(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key"],
+        )
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
+    return app
+
+
+def _add_page(app: FastAPI) -> None:
+    """Serve the web page at ``/`` and its script and style under ``/static``."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)

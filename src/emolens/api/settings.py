@@ -1,0 +1,75 @@
+"""Server settings, read from ``EMOLENS_*`` environment variables (or passed to ``create_app``).
+
+Every field has a safe default: the shipped default model, no API key, no CORS, uploads never
+kept. ``emolens serve`` builds a :class:`Settings` from its options; with several workers it hands
+them over through the same environment variables (:meth:`Settings.to_env`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Configuration of the REST API.
+
+    ``model`` is a path to an ``.onnx`` model or a shipped model name (None: the shipped default).
+    ``threads`` are ONNX Runtime threads per model (0: its choice); ``max_concurrency`` caps the
+    analyses running at once in this process (0: one per CPU core); further requests wait their turn.
+    Limits: one uploaded file may hold ``max_upload_bytes`` and decode to ``max_pixels``; a batch
+    may carry ``max_batch_files`` files and ``max_batch_bytes`` in total. When ``api_key`` is set
+    every ``/v1/*`` request needs the header ``X-API-Key``. ``keep_uploads`` saves each upload under
+    ``uploads_dir`` (off by default: nothing uploaded is kept).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EMOLENS_", frozen=True, extra="ignore")
+
+    model: str | None = None
+    detector: str = "auto"
+    align: bool = True
+    tta: bool = False
+    threads: int = Field(default=0, ge=0, le=256)
+    max_concurrency: int = Field(default=0, ge=0, le=1024)
+    max_upload_bytes: int = Field(default=20 * MB, ge=1)
+    max_pixels: int = Field(default=40_000_000, ge=1)
+    max_batch_files: int = Field(default=16, ge=1, le=1000)
+    max_batch_bytes: int = Field(default=64 * MB, ge=1)
+    api_key: SecretStr | None = None
+    keep_uploads: bool = False
+    uploads_dir: Path = Path("emolens-uploads")
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("api_key")
+    @classmethod
+    def _empty_key_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _empty_model_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``EMOLENS_*`` variables (for worker processes started by uvicorn)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, list):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            env[f"EMOLENS_{name.upper()}"] = text
+        return env
