@@ -15,7 +15,7 @@ def test_defaults_and_overrides():
 def test_unknown_key_suggests(tmp_path: Path):
     with pytest.raises(ConfigError, match="did you mean 'epochs'"):
         load_config(overrides={"epoch": 3})
-    with pytest.raises(ConfigError, match="optim.lrr"):
+    with pytest.raises(ConfigError, match=r"optim\.lrr"):
         load_config(overrides={"optim.lrr": 3})
 
 
