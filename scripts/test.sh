@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the tests need into .venv (from scratch on a fresh machine), then run
-# ruff, mypy, the import contract (no torch on the inference path) and pytest.
+# the test suite, which includes ruff, mypy and the import contract (no torch on the inference path).
 # Usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,5 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   fi
 fi
 
-echo "== ruff"; .venv/bin/ruff check src tests bench
-echo "== mypy"; .venv/bin/mypy
-echo "== import contract"; .venv/bin/lint-imports
-echo "== pytest"; .venv/bin/pytest "$@"
+# ruff, mypy and the import contract run inside the test suite (tests/test_quality.py).
+exec .venv/bin/pytest "$@"
