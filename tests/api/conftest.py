@@ -8,6 +8,7 @@ one face per image with fixed probabilities. Routes cannot tell it from the real
 from __future__ import annotations
 
 import io
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,7 +110,13 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), seed: int = 
 
 def make_settings(**kw: Any) -> Settings:
     """Settings for tests, independent of any EMOLENS_* variable in the environment."""
-    base: dict[str, Any] = {"model": None, "api_key": None, "keep_uploads": False, "cors_origins": []}
+    base: dict[str, Any] = {
+        "model": None,
+        "api_key": None,
+        "keep_uploads": False,
+        "cors_origins": [],
+        "jobs_dir": Path(tempfile.mkdtemp(prefix="emolens-jobs-test-")),  # never the user's cache
+    }
     base.update(kw)
     return Settings(**base)
 

@@ -4,8 +4,9 @@
 
 The analyzer is built once in the lifespan (a bad model stops startup with a clear error) and
 reaches routes through :func:`emolens.api.deps.get_engine`. Routes: ``POST /v1/analyze``,
-``POST /v1/analyze/batch``, ``GET /v1/models``, ``GET /healthz``; docs at ``/docs``; the web page
-at ``/``.
+``POST /v1/analyze/batch``, ``GET /v1/models``, ``GET /healthz``, video jobs (``POST /v1/videos``,
+``GET /v1/jobs/...``, run by the :class:`~emolens.api.jobs_routes.JobService` the lifespan starts
+and stops); docs at ``/docs``; the web page at ``/``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .. import __version__
 from .bodylimit import BodyLimitMiddleware, LimitFor
 from .deps import AnalyzerFactory, Engine, build_analyzer
 from .errors import install_error_handlers
+from .jobs_routes import JobService, jobs_router
 from .routes import health_router, router
 from .settings import Settings
 
@@ -50,6 +52,7 @@ def body_limits(settings: Settings) -> LimitFor:
     limits = {
         "/v1/analyze": settings.max_upload_bytes + MULTIPART_SLACK,
         "/v1/analyze/batch": settings.max_batch_bytes + MULTIPART_SLACK,
+        "/v1/videos": settings.max_video_bytes + MULTIPART_SLACK,
     }
 
     def limit_for(method: str, path: str) -> int | None:
@@ -68,7 +71,9 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         analyzer = await run_in_threadpool(engine.load)
         log.info("emolens API ready with model %s", analyzer.model_name)
+        await run_in_threadpool(app.state.jobs.try_start)
         yield
+        await run_in_threadpool(app.state.jobs.close)
         engine.close()
 
     app = FastAPI(
@@ -79,9 +84,11 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.jobs = JobService(settings, engine)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(router)
+    app.include_router(jobs_router)
     _add_page(app)
     if settings.cors_origins:
         app.add_middleware(

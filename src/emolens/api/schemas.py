@@ -6,11 +6,13 @@ map every label of the loaded model to a value in [0, 1] that sums to 1 per face
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..inference.summary import summarize
+from ..jobs.models import JobRecord, JobState
 from ..results import FaceResult, ImageResult
 
 
@@ -136,3 +138,100 @@ class HealthOut(BaseModel):
     version: str
     api_key_required: bool
     limits: LimitsOut
+
+
+# -- background jobs (POST /v1/videos, GET /v1/jobs/...) ---------------------------------------
+
+JobStateOut = Literal["queued", "running", "succeeded", "failed"]
+
+
+class JobLinksOut(BaseModel):
+    """Where to follow a job (paths on this server)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    self_: str = Field(alias="self", description="GET: the job's state and progress.")
+    result: str = Field(description="GET: the job's result once it has succeeded (409 before).")
+
+
+class JobCreatedOut(BaseModel):
+    """A job accepted for background processing (HTTP 202): poll `links.self` until it ends."""
+
+    job_id: str
+    state: JobStateOut
+    links: JobLinksOut
+
+
+class JobOut(BaseModel):
+    """A job's state: queued -> running -> succeeded | failed."""
+
+    job_id: str
+    kind: str = Field(description="What the job does, e.g. `video`.")
+    state: JobStateOut
+    progress: float = Field(ge=0.0, le=1.0, description="Fraction done (0 while unknown, 1 when succeeded).")
+    message: str = Field(description="The latest word from the job, e.g. `120 frames analysed`.")
+    frames_done: int | None = Field(default=None, description="Video frames analysed so far (video jobs).")
+    frames_total: int | None = Field(default=None, description="Frames in the video, when the file says.")
+    details: dict[str, Any] = Field(description="The latest progress figures the job reported (fps, eta_s, ...).")
+    params: dict[str, Any] = Field(description="What the job was asked to do (file name, options).")
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: ErrorDetail | None = Field(default=None, description="Why the job failed (failed jobs only).")
+    links: JobLinksOut
+
+    @classmethod
+    def from_record(cls, job: JobRecord, links: JobLinksOut) -> JobOut:
+        def when(ts: float | None) -> datetime | None:
+            return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+        details = dict(job.details)
+        done, total = details.get("frames_done"), details.get("frames_total")
+        error = None
+        if job.state is JobState.FAILED:
+            error = ErrorDetail(type=job.error_type or "JobError", message=job.error or "the job failed")
+        return cls(
+            job_id=job.id,
+            kind=job.kind,
+            state=job.state.value,
+            progress=job.progress,
+            message=job.message,
+            frames_done=done if isinstance(done, int) else None,
+            frames_total=total if isinstance(total, int) else None,
+            details=details,
+            params={k: v for k, v in job.params.items() if not k.startswith("_")},
+            created_at=when(job.created_at) or datetime.fromtimestamp(0, UTC),
+            started_at=when(job.started_at),
+            finished_at=when(job.finished_at),
+            error=error,
+            links=links,
+        )
+
+
+class JobListOut(BaseModel):
+    """A page of jobs, newest first."""
+
+    jobs: list[JobOut]
+    total: int = Field(description="Jobs matching the filters, over all pages.")
+    limit: int
+    offset: int
+    next: str | None = Field(default=None, description="The next page, when there is one.")
+
+
+class JobFileOut(BaseModel):
+    """One file a job produced."""
+
+    name: str = Field(description="e.g. `frames.csv`, `frames.parquet`, `tracks.csv`, `timeline_track1.png`.")
+    url: str = Field(description="GET: the file itself.")
+    bytes: int
+    media_type: str
+
+
+class JobResultOut(BaseModel):
+    """A succeeded job's result: its JSON summary and the files to download."""
+
+    job_id: str
+    kind: str
+    state: JobStateOut
+    result: dict[str, Any] = Field(description="The job's JSON result (for a video: per-track summary, counts).")
+    files: list[JobFileOut]

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..jobs.store import default_jobs_dir
+
 MB = 1024 * 1024
 
 
@@ -26,6 +28,12 @@ class Settings(BaseSettings):
     may carry ``max_batch_files`` files and ``max_batch_bytes`` in total. When ``api_key`` is set
     every ``/v1/*`` request needs the header ``X-API-Key``. ``keep_uploads`` saves each upload under
     ``uploads_dir`` (off by default: nothing uploaded is kept).
+
+    Video jobs (``POST /v1/videos``): their records and outputs live under ``jobs_dir`` (default
+    ``~/.cache/emolens/jobs``, or ``$EMOLENS_CACHE/jobs``); ``job_workers`` jobs run at once per
+    process and at most ``max_queued_jobs`` are unfinished (queued or running) per process; an
+    uploaded video may hold ``max_video_bytes`` and last ``max_video_seconds`` (an upload kept
+    with ``keep_uploads`` is moved to ``uploads_dir`` once its job has ended).
     """
 
     model_config = SettingsConfigDict(env_prefix="EMOLENS_", frozen=True, extra="ignore")
@@ -44,6 +52,11 @@ class Settings(BaseSettings):
     keep_uploads: bool = False
     uploads_dir: Path = Path("emolens-uploads")
     cors_origins: list[str] = Field(default_factory=list)
+    jobs_dir: Path = Field(default_factory=default_jobs_dir)
+    job_workers: int = Field(default=1, ge=1, le=64)
+    max_queued_jobs: int = Field(default=100, ge=1, le=100_000)
+    max_video_bytes: int = Field(default=500 * MB, ge=1)
+    max_video_seconds: float = Field(default=1800.0, gt=0)
 
     @field_validator("api_key")
     @classmethod

@@ -1,0 +1,329 @@
+"""The job store: one SQLite database (stdlib ``sqlite3``, WAL journal) under a jobs folder.
+
+    jobs_dir/jobs.sqlite3        every job's record
+    jobs_dir/results/<job id>/   the files each job wrote (:meth:`JobStore.job_dir`)
+
+One connection is shared by the threads of a process behind a lock (every operation is a
+statement or two); several processes (``emolens serve --workers N``) may open the same folder:
+WAL lets readers and one writer work at once and a busy timeout makes writers wait their turn.
+Keep the folder on a local disk: SQLite's locking does not hold on network file systems.
+
+State changes that could race with another thread or process are compare-and-set updates
+(``... WHERE state = ? AND owner IS ?``) that report whether they took effect.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import EllipsisType
+from typing import Any
+
+from .models import ACTIVE_STATES, JobNotFound, JobRecord, JobState, JobStoreError
+
+DB_NAME = "jobs.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    params TEXT NOT NULL DEFAULT '{}',
+    details TEXT NOT NULL DEFAULT '{}',
+    result TEXT,
+    files TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    error_type TEXT,
+    owner TEXT,
+    heartbeat_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+"""
+
+_COLUMNS = (
+    "id, kind, state, progress, message, created_at, started_at, finished_at, params, details, result, files, "
+    "error, error_type, owner, heartbeat_at"
+)
+
+
+def default_jobs_dir() -> Path:
+    """``$EMOLENS_CACHE/jobs`` when that variable is set, else ``~/.cache/emolens/jobs``."""
+    env = os.environ.get("EMOLENS_CACHE")
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "emolens"
+    return base / "jobs"
+
+
+def _clean(value: Any) -> Any:
+    """``value`` as strict JSON values: NaN and infinities become None, numpy scalars plain numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if hasattr(value, "item"):  # numpy scalar
+        return _clean(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_clean(value), allow_nan=False, separators=(",", ":"))
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    (id_, kind, state, progress, message, created, started, finished, params, details, result, files, error,
+     error_type, owner, heartbeat) = row  # fmt: skip
+    return JobRecord(
+        id=id_,
+        kind=kind,
+        state=JobState(state),
+        progress=float(progress),
+        message=message,
+        created_at=created,
+        started_at=started,
+        finished_at=finished,
+        params=json.loads(params),
+        details=json.loads(details),
+        result=None if result is None else json.loads(result),
+        files=tuple(json.loads(files)),
+        error=error,
+        error_type=error_type,
+        owner=owner,
+        heartbeat_at=heartbeat,
+    )
+
+
+class JobStore:
+    """Persistent job records in ``root/jobs.sqlite3`` (the folder is created when missing).
+
+    Raises :class:`JobStoreError` when the database cannot be opened (not a database, folder not
+    writable). Thread-safe; close it with :meth:`close` (or use it as a context manager).
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser()
+        self.path = self.root / DB_NAME
+        self._lock = threading.Lock()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except (OSError, sqlite3.Error) as e:
+            raise JobStoreError(f"cannot open the jobs database {self.path}: {e}") from e
+        self._closed = False
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database (later calls raise :class:`JobStoreError`). Closing twice is fine."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._closed:
+                raise JobStoreError(f"the jobs database {self.path} is closed")
+            try:
+                yield self._conn
+            except sqlite3.Error as e:
+                raise JobStoreError(f"jobs database {self.path}: {e}") from e
+
+    def _update(self, sql: str, args: Sequence[Any]) -> bool:
+        with self._db() as db:
+            return db.execute(sql, args).rowcount > 0
+
+    def job_dir(self, job_id: str) -> Path:
+        """The folder for the files of job ``job_id`` (not created here)."""
+        return self.root / "results" / job_id
+
+    # -- create and read ---------------------------------------------------------------------
+
+    def create(self, kind: str, params: Mapping[str, Any] | None = None, *, owner: str | None = None) -> JobRecord:
+        """Record a new queued job of ``kind`` with JSON ``params``; returns it (with a fresh id)."""
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO jobs (id, kind, state, created_at, params, owner, heartbeat_at) VALUES (?,?,?,?,?,?,?)",
+                (job_id, kind, JobState.QUEUED.value, now, _dumps(params or {}), owner, now),
+            )
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job ``job_id``; :class:`JobNotFound` when there is none."""
+        with self._db() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return _record(row)
+
+    def _where(self, kind: str | None, state: JobState | None) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        if kind is not None:
+            clauses.append("kind = ?")
+            args.append(kind)
+        if state is not None:
+            clauses.append("state = ?")
+            args.append(JobState(state).value)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def list_jobs(
+        self, *, limit: int = 20, offset: int = 0, kind: str | None = None, state: JobState | None = None
+    ) -> list[JobRecord]:
+        """Jobs, newest first, optionally of one ``kind`` and/or ``state``; ``limit``/``offset`` page."""
+        where, args = self._where(kind, state)
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM jobs{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+                (*args, max(0, int(limit)), max(0, int(offset))),
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def count(self, *, kind: str | None = None, state: JobState | None = None) -> int:
+        """How many jobs :meth:`list_jobs` would page through."""
+        where, args = self._where(kind, state)
+        with self._db() as db:
+            return int(db.execute(f"SELECT COUNT(*) FROM jobs{where}", args).fetchone()[0])
+
+    def active(self) -> list[JobRecord]:
+        """Every queued or running job, oldest first."""
+        marks = ",".join("?" for _ in ACTIVE_STATES)
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY created_at",
+                [s.value for s in ACTIVE_STATES],
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    # -- state changes -----------------------------------------------------------------------
+
+    def start(self, job_id: str, owner: str | None) -> bool:
+        """``queued -> running`` if the job is still queued and held by ``owner``; True if it was."""
+        now = time.time()
+        return self._update(
+            "UPDATE jobs SET state = ?, started_at = ?, heartbeat_at = ? WHERE id = ? AND state = ? AND owner IS ?",
+            (JobState.RUNNING.value, now, now, job_id, JobState.QUEUED.value, owner),
+        )
+
+    def report(
+        self,
+        job_id: str,
+        *,
+        progress: float | None = None,
+        message: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record the progress of a running job (``progress`` clamped to 0..1; NaN ignored)."""
+        sets: list[str] = ["heartbeat_at = ?"]
+        args: list[Any] = [time.time()]
+        if progress is not None and math.isfinite(progress):
+            sets.append("progress = ?")
+            args.append(min(1.0, max(0.0, float(progress))))
+        if message is not None:
+            sets.append("message = ?")
+            args.append(str(message))
+        if details is not None:
+            sets.append("details = ?")
+            args.append(_dumps(details))
+        return self._update(
+            f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND state = ?", (*args, job_id, JobState.RUNNING.value)
+        )
+
+    def succeed(
+        self, job_id: str, result: Mapping[str, Any] | None, files: Sequence[str] = (), message: str = "done"
+    ) -> bool:
+        """``running -> succeeded`` with the job's JSON ``result`` and the ``files`` it wrote."""
+        return self._update(
+            "UPDATE jobs SET state = ?, progress = 1, message = ?, result = ?, files = ?, finished_at = ?, "
+            "owner = NULL WHERE id = ? AND state = ?",
+            (
+                JobState.SUCCEEDED.value,
+                message,
+                None if result is None else _dumps(result),
+                _dumps(list(files)),
+                time.time(),
+                job_id,
+                JobState.RUNNING.value,
+            ),
+        )
+
+    def fail(
+        self,
+        job_id: str,
+        error: str,
+        error_type: str = "JobError",
+        *,
+        states: Sequence[JobState] = ACTIVE_STATES,
+        owner: str | EllipsisType | None = ...,
+    ) -> bool:
+        """Mark the job failed with a reason, if it is in one of ``states`` (and, when ``owner`` is
+        given, still held by that owner: None means held by nobody). True if it took effect."""
+        marks = ",".join("?" for _ in states)
+        sql = (
+            "UPDATE jobs SET state = ?, message = ?, error = ?, error_type = ?, finished_at = ?, owner = NULL "
+            f"WHERE id = ? AND state IN ({marks})"
+        )
+        args: list[Any] = [JobState.FAILED.value, "failed", error, error_type, time.time(), job_id]
+        args += [JobState(s).value for s in states]
+        if owner is not ...:
+            sql += " AND owner IS ?"
+            args.append(owner)
+        return self._update(sql, args)
+
+    def claim(self, job_id: str, owner: str, previous: str | None) -> bool:
+        """Take over a queued job from ``previous`` (a dead server, or None). True if it was taken."""
+        return self._update(
+            "UPDATE jobs SET owner = ?, heartbeat_at = ? WHERE id = ? AND state = ? AND owner IS ?",
+            (owner, time.time(), job_id, JobState.QUEUED.value, previous),
+        )
+
+    def heartbeat(self, owner: str) -> int:
+        """Mark every active job of ``owner`` as still looked after; returns how many there are."""
+        marks = ",".join("?" for _ in ACTIVE_STATES)
+        with self._db() as db:
+            cur = db.execute(
+                f"UPDATE jobs SET heartbeat_at = ? WHERE owner = ? AND state IN ({marks})",
+                (time.time(), owner, *[s.value for s in ACTIVE_STATES]),
+            )
+            return cur.rowcount
+
+    def release(self, owner: str) -> int:
+        """Let go of ``owner``'s queued jobs (clean shutdown): the next server takes them over."""
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE jobs SET owner = NULL WHERE owner = ? AND state = ?", (owner, JobState.QUEUED.value)
+            )
+            return cur.rowcount
