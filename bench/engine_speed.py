@@ -44,10 +44,20 @@ TARGET_IMAGES_S = 30.0  # end to end, 640x480 photos
 STAGES = ("decode", "detect", "align", "classify")
 # The photos with 1-7 faces (media/photos/README.md); the 30-face collage and the negatives are left out.
 PHOTOS_1_TO_7 = (
-    "dlib_2007_007763.jpg", "dlib_2008_001009.jpg", "dlib_2008_001322.jpg", "dlib_2008_002079.jpg",
-    "dlib_2008_002470.jpg", "dlib_2008_002506.jpg", "dlib_2008_004176.jpg", "dlib_2008_007676.jpg",
-    "dlib_2009_004587.jpg", "dlib_Tom_Cruise_avp_2014_4.jpg", "face_recognition_two_people.jpg",
-    "fer_justin.jpg", "wujie_angry_man.jpg", "wujie_crying_woman.jpg",
+    "dlib_2007_007763.jpg",
+    "dlib_2008_001009.jpg",
+    "dlib_2008_001322.jpg",
+    "dlib_2008_002079.jpg",
+    "dlib_2008_002470.jpg",
+    "dlib_2008_002506.jpg",
+    "dlib_2008_004176.jpg",
+    "dlib_2008_007676.jpg",
+    "dlib_2009_004587.jpg",
+    "dlib_Tom_Cruise_avp_2014_4.jpg",
+    "face_recognition_two_people.jpg",
+    "fer_justin.jpg",
+    "wujie_angry_man.jpg",
+    "wujie_crying_woman.jpg",
 )
 
 
@@ -170,16 +180,21 @@ def bench_classifier(an: Analyzer, crops: list[np.ndarray], label: str, repeats:
     print(f"  batch 64, network only (tensor already resized and normalised): {len(crops) / tm:9,.0f} faces/s")
 
 
-def bench_photos(an: Analyzer, photos: list[tuple[str, bytes]], repeats: int, batch_size: int) -> None:
+def bench_photos(
+    an: Analyzer, photos: list[tuple[str, bytes]], repeats: int, batch_size: int, workers: int = 1
+) -> None:
     if not photos:
         print("\n[photos] skipped: no photos in shared/data/media/photos")
         return
     list(an.analyze_many(photos[:2], batch_size=batch_size))  # warm-up
-    t, out = best_time(lambda: list(an.analyze_many(photos, batch_size=batch_size)), repeats)
+    t, out = best_time(lambda: list(an.analyze_many(photos, batch_size=batch_size, workers=workers)), repeats)
     results: list[ImageResult] = out  # type: ignore[assignment]
     faces = sum(len(r.faces) for r in results)
     rate = len(results) / t
-    print(f"\n[photos] {len(results)} real photos letterboxed to 640x480 (JPEG bytes), {faces} faces found")
+    print(
+        f"\n[photos] {len(results)} real photos letterboxed to 640x480 (JPEG bytes), {faces} faces found, "
+        f"{workers} worker(s)"
+    )
     print(f"  end to end: {rate:9.1f} images/s   {verdict(rate, TARGET_IMAGES_S)}")
     print(f"  ms/image:   {fmt_stages(stage_ms(results))}")
 
@@ -210,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faces", type=int, default=1024, help="crops for the classifier figures")
     ap.add_argument("--frames", type=int, default=120, help="video frames for the stream figure")
     ap.add_argument("--batch-size", type=int, default=64, help="classifier batch in the end-to-end runs")
+    ap.add_argument("--workers", type=int, default=1, help="images decoded and detected at once (photos section)")
     ap.add_argument("--no-align", action="store_true", help="skip eye alignment")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: classifier,photos,video")
     args = ap.parse_args(argv)
@@ -219,11 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    print(f"emolens engine speed: model {an.model_name} ({an.meta.architecture}, "
-          f"{an.meta.input_size[0]}x{an.meta.input_size[1]}x{an.meta.channels}), detector {args.detector} "
-          f"-> {getattr(an.detector, 'name', type(an.detector).__name__)}, align {not args.no_align}, "
-          f"threads {args.threads or 'default'}, best of {args.repeats}; {os.cpu_count()} CPU cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"emolens engine speed: model {an.model_name} ({an.meta.architecture}, "
+        f"{an.meta.input_size[0]}x{an.meta.input_size[1]}x{an.meta.channels}), detector {args.detector} "
+        f"-> {getattr(an.detector, 'name', type(an.detector).__name__)}, align {not args.no_align}, "
+        f"threads {args.threads or 'default'}, best of {args.repeats}; {os.cpu_count()} CPU cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     if "classifier" not in skip:
         crops = fer_test_crops(args.faces)
         label = "FER2013 PrivateTest crops (48x48 gray)"
@@ -231,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             crops, label = generated_crops(args.faces), "generated 48x48 crops (FER2013 not found)"
         bench_classifier(an, crops, label, args.repeats)
     if "photos" not in skip:
-        bench_photos(an, photos_640x480(), args.repeats, args.batch_size)
+        bench_photos(an, photos_640x480(), args.repeats, args.batch_size, args.workers)
     if "video" not in skip:
         bench_video(an, args.frames, args.repeats, args.batch_size)
     return 0

@@ -127,7 +127,7 @@ def _write_annotated(path: Path, result: ImageResult, target: Path) -> None:
 
 
 def _outcomes(
-    analyzer: Analyzer, files: Sequence[Path], batch_size: int, cropped: bool
+    analyzer: Analyzer, files: Sequence[Path], batch_size: int, cropped: bool, workers: int = 1
 ) -> Iterator[tuple[Path, ImageResult | EmolensError]]:
     """(file, its result or the error that made it unreadable) for every file.
 
@@ -137,7 +137,7 @@ def _outcomes(
     by_name = {str(f): f for f in files}
     failed: list[tuple[str, EmolensError]] = []
     stream = analyzer.analyze_many(
-        [(name, name) for name in by_name], batch_size=batch_size, cropped=cropped,
+        [(name, name) for name in by_name], batch_size=batch_size, cropped=cropped, workers=workers,
         on_error=lambda source, err: failed.append((source, err)),
     )
     for result in stream:
@@ -185,6 +185,7 @@ def run_analysis(
     cropped: bool = False,
     progress: bool | None = None,
     prior_errors: Iterable[tuple[str, BaseException]] = (),
+    workers: int = 1,
 ) -> tuple[int, list[EmolensError]]:
     """Analyse ``files`` and stream them to stdout; returns (files read, their errors in order).
 
@@ -204,7 +205,7 @@ def run_analysis(
     index = {f: i for i, f in enumerate(files)}
     read = 0
     with _progress(len(files), progress) as bar:
-        for path, outcome in _outcomes(analyzer, files, batch_size, cropped):
+        for path, outcome in _outcomes(analyzer, files, batch_size, cropped, workers):
             bar.update(1)
             if isinstance(outcome, EmolensError):
                 _report(str(path), outcome, bar)
@@ -249,6 +250,9 @@ def register(app: typer.Typer) -> None:
         cropped: bool = typer.Option(False, "--cropped", help="inputs are face crops: skip detection"),
         batch_size: int = typer.Option(64, "--batch-size", min=1, help="faces per classifier batch"),
         threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for inference (0 = all)"),
+        workers: int = typer.Option(
+            0, "--workers", min=0, help="images decoded and searched for faces at once (0 = one per CPU core)"
+        ),
         recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="descend into sub-folders"),
         progress: bool | None = typer.Option(
             None, "--progress/--no-progress", help="progress bar on stderr (default: many files on a tty)"
@@ -268,7 +272,7 @@ def register(app: typer.Typer) -> None:
         try:
             read, errors = run_analysis(
                 an, files, fmt=fmt, annotate_dir=annotate, batch_size=batch_size, cropped=cropped,
-                progress=progress, prior_errors=missing,
+                progress=progress, prior_errors=missing, workers=workers or min(8, os.cpu_count() or 1),
             )
         except BrokenPipeError:  # `emolens analyze ... | head`: the reader left, stop quietly
             _silence_stdout()
