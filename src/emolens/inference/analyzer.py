@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -32,8 +33,12 @@ from .align import crop_face, eye_angle
 from .detect import Detection, Detector, create_detector, to_gray
 from .eyes import HaarEyeFinder
 from .imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageSource, load_image
+from .landmarks import LandmarkModel, shipped_landmark_path
 from .onnx_model import EmotionModel
 from .shipped import resolve_model
+
+if TYPE_CHECKING:
+    from ..video.stream import VideoOptions, VideoProgress, VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +79,19 @@ class Analyzer:
     ``model``: a path to an ``.onnx`` file, the name of a packaged model, a loaded
     :class:`EmotionModel`, or None for the default packaged model. ``detector``: a registry name
     (``auto``, ``haar``, ``dlib``, ``mediapipe``) or any object with ``detect(rgb)``. ``align``:
-    level the eyes before cropping. ``tta``: also classify the mirrored crop and average.
+    level the eyes before cropping. ``tta``: also classify the mirrored crop and average (and the
+    keypoints of the mirrored face, with a keypoint model).
     ``threads``: ONNX Runtime intra-op threads and, when > 0, ``cv2.setNumThreads`` (process-wide).
+    ``keypoints``: the facial-keypoint model (:class:`~.landmarks.LandmarkModel`, a path, a packaged
+    model's name, ``None`` for the packaged keypoint model when one ships, ``False`` for none). With
+    one, every face gets ``keypoints`` (name -> (x, y) in image pixels, the model's names: for the
+    packaged model ``left_*`` is the subject's left) and ``roll`` from its eye centres, with or
+    without ``align``. Without one, the eyes come from the detector's landmarks or OpenCV's eye
+    cascade, and ``keypoints`` holds just those two (``left_eye`` = the image-left one).
+    ``align``: turn each face so its eyes are level (rolls from MIN_ROLL to MAX_ROLL degrees) before
+    the emotion model; the crop keeps the detector box's calibrated scale and centre (``margin``,
+    ``crop_shift``), turned with the face. A ``cropped`` image is turned about its centre, its
+    framing kept (only with a keypoint model: there is no box to find eyes in otherwise).
     ``margin``: crop margin per side, as a fraction of the face box (default: the model's
     ``extra["crop_margin"]`` when its metadata has one, else :data:`DEFAULT_MARGIN`; the crop
     centre likewise follows ``extra["crop_shift"]`` or :data:`DEFAULT_CENTER_SHIFT`). ``min_face``: smallest face
@@ -94,6 +110,7 @@ class Analyzer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         providers: Sequence[str] | None = None,
+        keypoints: str | Path | LandmarkModel | bool | None = None,
     ) -> None:
         if min_face < 1 or max_pixels < 1 or max_bytes < 1 or threads < 0:
             raise InvalidInput("min_face, max_pixels and max_bytes must be positive and threads >= 0")
@@ -115,7 +132,8 @@ class Analyzer:
             raise InvalidInput(f"margin must be between 0 and 2 (fraction of the face box), got {self.margin}")
         self.align, self.tta, self.min_face = align, tta, min_face
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
-        self._eyes = HaarEyeFinder() if align else None
+        self.landmarks = _landmark_model(keypoints, threads, providers)
+        self._eyes = HaarEyeFinder() if align and self.landmarks is None else None
 
     @property
     def meta(self) -> ModelMeta:
@@ -139,7 +157,9 @@ class Analyzer:
     def align_face(
         self, rgb: np.ndarray, det: Detection, gray: np.ndarray | None = None
     ) -> tuple[np.ndarray, float | None, dict[str, tuple[float, float]] | None]:
-        """(crop, roll in degrees or None, eye keypoints or None) for one detection."""
+        """(crop, roll in degrees or None, keypoints or None) for one detection (see the class docstring)."""
+        if self.landmarks is not None:
+            return self._landmark_faces(rgb, [det.box])[0]
         eyes = None
         marks = det.landmarks
         if self.align and marks and "left_eye" in marks and "right_eye" in marks:
@@ -150,12 +170,29 @@ class Analyzer:
                 eyes = found
                 marks = {**(marks or {}), "left_eye": found[0], "right_eye": found[1]}
         roll = eye_angle(*eyes) if eyes is not None else None
-        rotate = roll if roll is not None and MIN_ROLL <= abs(roll) <= MAX_ROLL else None
-        x, y, w, h = det.box
+        return self._crop(rgb, det.box, roll), roll, marks
+
+    def _crop(self, rgb: np.ndarray, box: tuple[int, int, int, int], roll: float | None,
+              cropped: bool = False) -> np.ndarray:
+        """The emotion model's crop of one face, turned by ``roll`` when aligning and it is in range."""
+        rotate = roll if self.align and roll is not None and MIN_ROLL <= abs(roll) <= MAX_ROLL else None
+        x, y, w, h = box
+        if cropped:  # the image is the face: keep its framing, turn about its centre
+            return rgb if rotate is None else crop_face(rgb, box, 0.0, rotate, (w / 2.0, h / 2.0))
         t = math.radians(rotate or 0.0)  # shift along the face's own vertical axis
         d = self.center_shift * max(w, h)
         center = (x + w / 2.0 + d * math.sin(t), y + h / 2.0 + d * math.cos(t))
-        return crop_face(rgb, det.box, self.margin, rotate, center), roll, marks
+        return crop_face(rgb, box, self.margin, rotate, center)
+
+    def _landmark_faces(
+        self, rgb: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], cropped: bool = False
+    ) -> list[tuple[np.ndarray, float | None, dict[str, tuple[float, float]] | None]]:
+        """(crop, roll, keypoints) per box, the keypoints from the landmark model (one batched run)."""
+        assert self.landmarks is not None
+        out: list[tuple[np.ndarray, float | None, dict[str, tuple[float, float]] | None]] = []
+        for box, lm in zip(boxes, self.landmarks.locate(rgb, boxes, tta=self.tta), strict=True):
+            out.append((self._crop(rgb, box, lm.roll, cropped), lm.roll, lm.as_dict()))
+        return out
 
     def _prepare(self, image: ImageSource, source: str | None, cropped: bool) -> _Prepared:
         t0 = time.perf_counter()
@@ -163,13 +200,18 @@ class Analyzer:
         rgb, (h, w) = img.rgb, img.rgb.shape[:2]
         t1 = time.perf_counter()
         if cropped:  # the whole image is one face (FER-style crops)
-            p = _Prepared(img.source, w, h, [(0, 0, w, h)], [1.0], [rgb], [None], [None])
-            p.timings = {"decode": _ms(t0, t1), "detect": 0.0, "align": 0.0}
+            crop, roll, marks = (rgb, None, None) if self.landmarks is None else self._landmark_faces(
+                rgb, [(0, 0, w, h)], cropped=True)[0]
+            p = _Prepared(img.source, w, h, [(0, 0, w, h)], [1.0], [crop], [roll], [marks])
+            p.timings = {"decode": _ms(t0, t1), "detect": 0.0, "align": _ms(t1, time.perf_counter())}
             return p
         dets = self.detect_faces(rgb)
         t2 = time.perf_counter()
-        gray = to_gray(rgb) if dets and self._eyes is not None else None
-        aligned = [self.align_face(rgb, d, gray) for d in dets]
+        if self.landmarks is not None:
+            aligned = self._landmark_faces(rgb, [d.box for d in dets])
+        else:
+            gray = to_gray(rgb) if dets and self._eyes is not None else None
+            aligned = [self.align_face(rgb, d, gray) for d in dets]
         t3 = time.perf_counter()
         p = _Prepared(
             img.source, w, h, [d.box for d in dets], [d.score for d in dets],
@@ -279,14 +321,51 @@ class Analyzer:
             yield self._result(p, probs[start : start + k], per_face * k)
             start += k
 
+    def iter_video(
+        self,
+        source: str | Path | int,
+        options: VideoOptions | None = None,
+        progress: Callable[[VideoProgress], None] | None = None,
+    ) -> VideoStream:
+        """Analyse a video file or webcam (index) frame by frame, faces tracked across frames.
+
+        Returns a :class:`~emolens.video.stream.VideoStream`: an iterator of
+        :class:`~emolens.results.FrameResult` (``.with_frames()`` adds the RGB frames); see
+        :mod:`emolens.video.stream` for the options, progress reports and errors (a bad file
+        raises :class:`~emolens.errors.UnsupportedMedia` here).
+        """
+        from ..video.stream import iter_video
+
+        return iter_video(self, source, options, progress)
+
     def classify_crops(self, crops: Sequence[np.ndarray], batch_size: int = 64) -> list[dict[str, float]]:
         """Face crops (RGB or gray uint8, any size, no detection) -> label -> probability, one dict each."""
         probs = self.model.predict(list(crops), batch_size=batch_size, tta=self.tta)
         return [{lab: float(v) for lab, v in zip(self.labels, row, strict=True)} for row in probs]
 
     def __repr__(self) -> str:
+        kp = None if self.landmarks is None else self.landmarks.name
         return (f"Analyzer(model={self.model_name!r}, detector={getattr(self.detector, 'name', '?')!r}, "
-                f"align={self.align}, tta={self.tta})")
+                f"keypoints={kp!r}, align={self.align}, tta={self.tta})")
+
+
+def _landmark_model(
+    spec: str | Path | LandmarkModel | bool | None, threads: int, providers: Sequence[str] | None
+) -> LandmarkModel | None:
+    """The keypoint model an Analyzer uses (see its ``keypoints`` argument)."""
+    if spec is False:
+        return None
+    if isinstance(spec, LandmarkModel):
+        return spec
+    if spec is None:
+        path = shipped_landmark_path()
+        return None if path is None else LandmarkModel(path, threads=threads, providers=providers)
+    if spec is True:
+        path = shipped_landmark_path()
+        if path is None:
+            raise InvalidInput("keypoints=True asks for the packaged keypoint model, but none ships")
+        return LandmarkModel(path, threads=threads, providers=providers)
+    return LandmarkModel(resolve_model(spec), threads=threads, providers=providers)
 
 
 def _ms(t0: float, t1: float) -> float:
