@@ -138,3 +138,19 @@ def test_engine_with_keypoints_never_imports_torch(files: dict[str, Path]) -> No
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.shared
+def test_packaged_models_on_a_real_photo(shared_data: Path) -> None:
+    if shipped_landmark_path() is None:
+        pytest.skip("no packaged keypoint model in src/emolens/assets")
+    photo = shared_data / "media" / "photos" / "dlib_2008_002506.jpg"  # three men, one head tilted
+    res = Analyzer(detector="haar").analyze(photo)
+    assert len(res.faces) == 3
+    for face in res.faces:
+        assert face.keypoints is not None and set(face.keypoints) == set(KAGGLE15) and face.roll is not None
+        _, y, _, h = face.box
+        left, right = face.keypoints["left_eye_center"], face.keypoints["right_eye_center"]
+        assert y <= (left[1] + right[1]) / 2 <= y + 0.6 * h and left[0] > right[0]  # subject's left: image right
+    plain = Analyzer(detector="haar", align=False).analyze(photo)
+    assert [f.keypoints for f in plain.faces] == [f.keypoints for f in res.faces]  # alignment changes crops only

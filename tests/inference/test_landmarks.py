@@ -92,9 +92,10 @@ def test_model_predicts_and_locates_the_eyes(model: LandmarkModel) -> None:
     img = two_eyes((480, 640), (280.0, 240.0), (360.0, 200.0), sigma=8.0)
     (lm,) = model.locate(img, [(250, 160, 140, 160)])
     assert isinstance(lm, FaceLandmarks)
-    # image pixels, not frame pixels (one frame pixel is about 5 image pixels here)
-    np.testing.assert_allclose(lm.points[RE], [280, 240], atol=3.0)
-    np.testing.assert_allclose(lm.points[LE], [360, 200], atol=3.0)
+    # image pixels, not frame pixels: one frame pixel is 5-8 image pixels here, and the toy model's
+    # +-0.5 frame-pixel snapping moves each look's points by up to ~4 image pixels
+    np.testing.assert_allclose(lm.points[RE], [280, 240], atol=4.5)
+    np.testing.assert_allclose(lm.points[LE], [360, 200], atol=4.5)
     assert lm.roll == pytest.approx(math.degrees(math.atan2(40, 80)), abs=1.5)
     assert lm.eyes()[0][0] < lm.eyes()[1][0]  # image-left eye first
     d = lm.as_dict()

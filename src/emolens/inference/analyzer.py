@@ -79,8 +79,7 @@ class Analyzer:
     ``model``: a path to an ``.onnx`` file, the name of a packaged model, a loaded
     :class:`EmotionModel`, or None for the default packaged model. ``detector``: a registry name
     (``auto``, ``haar``, ``dlib``, ``mediapipe``) or any object with ``detect(rgb)``. ``align``:
-    level the eyes before cropping. ``tta``: also classify the mirrored crop and average (and the
-    keypoints of the mirrored face, with a keypoint model).
+    level the eyes before cropping. ``tta``: also classify the mirrored crop and average.
     ``threads``: ONNX Runtime intra-op threads and, when > 0, ``cv2.setNumThreads`` (process-wide).
     ``keypoints``: the facial-keypoint model (:class:`~.landmarks.LandmarkModel`, a path, a packaged
     model's name, ``None`` for the packaged keypoint model when one ships, ``False`` for none). With
@@ -190,7 +189,7 @@ class Analyzer:
         """(crop, roll, keypoints) per box, the keypoints from the landmark model (one batched run)."""
         assert self.landmarks is not None
         out: list[tuple[np.ndarray, float | None, dict[str, tuple[float, float]] | None]] = []
-        for box, lm in zip(boxes, self.landmarks.locate(rgb, boxes, tta=self.tta), strict=True):
+        for box, lm in zip(boxes, self.landmarks.locate(rgb, boxes), strict=True):
             out.append((self._crop(rgb, box, lm.roll, cropped), lm.roll, lm.as_dict()))
         return out
 

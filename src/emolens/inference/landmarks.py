@@ -5,9 +5,10 @@ its training data (a square about 1.5 times the face, eyes roughly level) to uni
 ``u = (x + 0.5) / width``, ``v = (y + 0.5) / height``, one ``u, v`` pair per point.
 
 :meth:`LandmarkModel.locate` finds the points of a face in a whole image in two passes: a first
-look through a square frame around the detector's box, then a second through the frame that puts
-the first points where the model's average training face has them (``extra["mean_shape"]``),
-turned so the eyes are level, the framing the model knows best. Both frames are similarity warps
+look through a square frame around the detector's box, then a second through a frame turned so
+the eyes are level and placed where the training crops sat relative to faces of this shape
+(``extra["framing"]``, learned at training time by :func:`fit_framing`; models without it put the
+first points on the average training face, ``extra["mean_shape"]``). Both frames are similarity warps
 (:func:`frame_matrix`), so points map back to image pixels exactly. Point names follow the model:
 for the shipped Kaggle-15 model, ``left_*`` is the **subject's** left (on the right of the image).
 """
@@ -33,6 +34,9 @@ INIT_SCALE = 1.6
 68-landmark box, which is a little larger than the detectors' brows-to-chin box."""
 AREA_BELOW = 0.75
 """Frames smaller than this fraction of the face's pixels shrink the face with area averaging first."""
+LOOKS = 3
+"""Looks per face in :meth:`LandmarkModel.locate`: one through the box's frame, two through refined frames
+(the third makes the points independent of how well the detector's box fits, measured on test faces)."""
 MAX_FIT_ROLL = 60.0
 """A first pass whose eye line is tilted more than this is not trusted to turn the second frame."""
 
@@ -103,6 +107,52 @@ def fit_frame(points: np.ndarray, template: np.ndarray, roll: float) -> Matrix:
     return np.hstack([s * rot, t[:, None]])
 
 
+def _level(v: np.ndarray, roll: float) -> np.ndarray:
+    """Vectors ``(..., 2)`` turned by ``-roll`` (a counter-clockwise screen tilt undone)."""
+    r = math.radians(roll)
+    return v @ np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]]).T
+
+
+def _framing_features(points: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """(centroid, RMS radius, roll, levelled normalised shape + 1) of one face's points ``(P, 2)``."""
+    c = points.mean(axis=0)
+    s = float(np.sqrt(((points - c) ** 2).sum(axis=1).mean()))
+    roll = roll_of(*eye_centres(points, names))
+    q = _level(points - c, roll) / max(s, 1e-9)
+    return c, s, roll, np.append(q.ravel(), 1.0)
+
+
+def fit_framing(points: np.ndarray, names: Sequence[str], ridge: float = 1e-2) -> list[list[float]]:
+    """Learn where training crops sit relative to their points: ``(2P + 1, 3)`` ridge-regression
+    weights from a face's levelled, normalised shape to the crop's centre (offset from the points'
+    centroid, levelled, in RMS radii) and log side. ``points`` are ``(N, P, 2)`` unit coordinates
+    of training faces (the crop is the unit square); faces with missing points are left out.
+    :meth:`LandmarkModel.locate` uses the weights (``extra["framing"]``) to frame its second look
+    the way training crops were framed."""
+    rows, targets = [], []
+    for p in np.asarray(points, dtype=np.float64):
+        if not np.isfinite(p).all():
+            continue
+        c, s, roll, x = _framing_features(p, names)
+        rows.append(x)
+        targets.append([*(_level(np.array([0.5, 0.5]) - c, roll) / s), math.log(1.0 / s)])
+    if len(rows) < 4 * len(names):
+        raise InvalidInput(f"fitting the framing needs at least {4 * len(names)} complete faces, got {len(rows)}")
+    x_, y_ = np.array(rows), np.array(targets)
+    reg = ridge * np.eye(x_.shape[1])
+    reg[-1, -1] = 0.0  # the intercept is not shrunk
+    w = np.linalg.solve(x_.T @ x_ + reg, x_.T @ y_)
+    return [[round(float(v), 6) for v in row] for row in w]
+
+
+def framing_frame(points: np.ndarray, names: Sequence[str], weights: np.ndarray, size: int) -> Matrix:
+    """The frame (eyes level) in which a face with these image ``points`` sits as training crops did."""
+    c, s, roll, x = _framing_features(np.asarray(points, dtype=np.float64), names)
+    dx, dy, log_side = x @ weights
+    centre = c + s * _level(np.array([dx, dy]), -roll)
+    return frame_matrix((float(centre[0]), float(centre[1])), s * math.exp(log_side), roll, size)
+
+
 def invert(m: Matrix) -> Matrix:
     """The inverse of a 2x3 affine map."""
     return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
@@ -165,6 +215,7 @@ class LandmarkModel:
         if self.meta.input_size[0] != self.meta.input_size[1]:
             raise ModelFormatError(f"{self.path}: keypoint models take square input, got {self.meta.input_size}")
         self.template = self._mean_shape() * self.size - 0.5  # frame pixels
+        self.framing = self._framing()
         self._check_graph()
 
     def _mean_shape(self) -> np.ndarray:
@@ -172,6 +223,15 @@ class LandmarkModel:
         if shape.shape != (len(self.names), 2) or not np.isfinite(shape).all():
             raise ModelFormatError(f"{self.path}: metadata extra.mean_shape must hold {len(self.names)} [u, v] pairs")
         return shape
+
+    def _framing(self) -> np.ndarray | None:
+        given = self.meta.extra.get("framing")
+        if given is None:
+            return None
+        w = np.asarray(given, dtype=np.float64)
+        if w.shape != (2 * len(self.names) + 1, 3) or not np.isfinite(w).all():
+            raise ModelFormatError(f"{self.path}: metadata extra.framing must be {2 * len(self.names) + 1}x3 numbers")
+        return w
 
     def _check_graph(self) -> None:
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
@@ -245,26 +305,37 @@ class LandmarkModel:
     def _warp(self, images: Sequence[np.ndarray], maps: Sequence[Matrix]) -> np.ndarray:
         return np.stack([warp_frame(img, m, self.size) for img, m in zip(images, maps, strict=True)])
 
-    def locate(self, image: np.ndarray, boxes: Sequence[Sequence[float]], tta: bool = False) -> list[FaceLandmarks]:
+    def locate(self, image: np.ndarray, boxes: Sequence[Sequence[float]], tta: bool = False,
+               looks: int = LOOKS) -> list[FaceLandmarks]:
         """The points of each face ``box`` (x, y, w, h) in ``image`` (uint8 gray or RGB), in image pixels.
 
-        ``tta``: the second look also averages with the mirrored frame (see :meth:`predict_frames`).
+        ``looks``: how many times the model looks (the first through the box's frame, each later one
+        through the frame the previous points give, see the module docstring). ``tta``: the last look
+        also averages with the mirrored frame (see :meth:`predict_frames`).
         """
+        if looks < 1:
+            raise InvalidInput(f"looks must be at least 1, got {looks}")
         if not boxes:
             return []
-        gray = to_channels(np.asarray(image), 1) if self.meta.channels == 1 else to_channels(np.asarray(image), 3)
-        first = [frame_matrix((x + w / 2.0, y + h / 2.0), INIT_SCALE * max(w, h), 0.0, self.size)
-                 for x, y, w, h in boxes]
-        pts = self._look(gray, first)
-        second = []
-        for p, m0 in zip(pts, first, strict=True):
-            roll = roll_of(*eye_centres(p, self.names))
-            try:
-                second.append(fit_frame(p, self.template, roll) if abs(roll) <= MAX_FIT_ROLL else m0)
-            except InvalidInput:
-                second.append(m0)
-        final = self._look(gray, second, tta)
-        return [FaceLandmarks(self.names, p, roll_of(*eye_centres(p, self.names))) for p in final]
+        img = to_channels(np.asarray(image), self.meta.channels)
+        maps = [frame_matrix((x + w / 2.0, y + h / 2.0), INIT_SCALE * max(w, h), 0.0, self.size)
+                for x, y, w, h in boxes]
+        pts = self._look(img, maps, tta and looks == 1)
+        for k in range(1, looks):
+            maps = [self._next_frame(p, m) for p, m in zip(pts, maps, strict=True)]
+            pts = self._look(img, maps, tta and k == looks - 1)
+        return [FaceLandmarks(self.names, p, roll_of(*eye_centres(p, self.names))) for p in pts]
+
+    def _next_frame(self, points: np.ndarray, previous: Matrix) -> Matrix:
+        """The frame for the next look at a face whose points were last seen at ``points``."""
+        if abs(roll_of(*eye_centres(points, self.names))) > MAX_FIT_ROLL:
+            return previous
+        try:
+            if self.framing is not None:
+                return framing_frame(points, self.names, self.framing, self.size)
+            return fit_frame(points, self.template, roll_of(*eye_centres(points, self.names)))
+        except InvalidInput:
+            return previous
 
     def _look(self, image: np.ndarray, maps: Sequence[Matrix], tta: bool = False) -> list[np.ndarray]:
         """Points in image pixels seen through each frame map."""

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..config import TrainConfig, save_config
+from ..config import OptimConfig, TrainConfig, save_config
 from ..data.base import FaceDataset
 from ..errors import CheckpointError, ConfigError
 from ..modelmeta import ModelMeta
@@ -29,6 +29,7 @@ from .archs import count_parameters, create_model
 from .augment import BatchAugment
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .history import plot_curves, write_history
+from .loop import patience_exhausted, run_epochs
 from .schedule import LRSchedule
 from .tensors import SplitTensors, channel_stats, normalize_batch, split_tensors
 
@@ -56,6 +57,18 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
+
+
+def make_optimizer(model: torch.nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW per ``o``, with weight decay on weights only (not on biases or BN)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.momentum > 0)
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr)
+    raise ConfigError(f"optim.optimizer must be sgd or adamw, got {o.optimizer!r}")
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -110,15 +123,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- setup
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        o = self.cfg.optim
-        decay = [p for p in self.model.parameters() if p.ndim > 1]
-        no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        if o.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.momentum > 0)
-        if o.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=o.lr)
-        raise ConfigError(f"optim.optimizer must be sgd or adamw, got {o.optimizer!r}")
+        return make_optimizer(self.model, self.cfg.optim)
 
     def _class_weights(self, k: int) -> torch.Tensor | None:
         if not self.cfg.optim.class_weights:
@@ -242,14 +247,8 @@ class Trainer:
             len(self.val),
             self.device,
         )
-        t0, stopped_early = time.monotonic(), False
-        for epoch in range(self.start_epoch, self.cfg.epochs):
-            if self._patience_exhausted():
-                stopped_early = True
-                break
-            if time_limit_s is not None and time.monotonic() - t0 > time_limit_s:
-                break
-            self._run_epoch(epoch)
+        stopped_early = run_epochs(self.start_epoch, self.cfg.epochs, self._run_epoch, self._patience_exhausted,
+                                   time_limit_s)
         done = len(self.history)
         finished = stopped_early or done >= self.cfg.epochs
         best = max(self.history, key=lambda r: r["val_acc"]) if self.history else {"epoch": 0, "val_acc": math.nan}
@@ -296,11 +295,7 @@ class Trainer:
         )
 
     def _patience_exhausted(self) -> bool:
-        p = self.cfg.early_stopping
-        if p <= 0 or len(self.history) <= p:
-            return False
-        best_epoch = max(range(len(self.history)), key=lambda i: self.history[i]["val_acc"])
-        return len(self.history) - 1 - best_epoch >= p
+        return patience_exhausted(self.history, "val_acc", self.cfg.early_stopping)
 
 
 def _diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> set[str]:
