@@ -94,6 +94,31 @@ def export_command(
         _print_report(report)
 
 
+def calibrate_command(
+    model: Annotated[Path, typer.Argument(help="An emolens ONNX emotion model (logits output).")],
+    data: Annotated[str, typer.Option(help="Dataset file: fer2013.csv(.gz), or an image folder.")],
+    dataset: Annotated[str, typer.Option(help="fer2013 | ferplus | folder.")] = "fer2013",
+    labels: Annotated[str, typer.Option(help="FER+ votes file (fer2013new.csv) for --dataset ferplus.")] = "",
+    split: Annotated[str, typer.Option(help="Split to fit on: val (PublicTest), never test.")] = "val",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of over MODEL.")] = None,
+) -> None:
+    """Fit a softmax temperature on a validation split and store it in the model's metadata.
+
+    The engine then reports softmax(logits / T): calibrated probabilities, the same top-1 label."""
+    from ..evaluation.calibrate import calibrate_onnx
+    from ..evaluation.runner import load_dataset_for_model, select_split
+    from ..inference.onnx_model import read_model_meta
+
+    meta = read_model_meta(model)
+    if split in ("test", "PrivateTest"):
+        raise InvalidInput("fit the temperature on a validation split (val), not on the test split you report")
+    part = select_split(load_dataset_for_model(meta, dataset, data, labels), meta, split, f" ({data})")
+    c = calibrate_onnx(model, part.images, part.y, part.split, out)
+    typer.echo(f"wrote {c.path}: temperature {c.temperature:.4f} fitted on {c.split} (n={c.n}); "
+               f"ECE there {c.ece_before:.4f} -> {c.ece_after:.4f}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``export`` to the app."""
+    """Add ``export`` and ``calibrate`` to the app."""
     app.command("export")(export_command)
+    app.command("calibrate")(calibrate_command)

@@ -62,6 +62,16 @@ def _dim(d: Any) -> int | None:
     return d if isinstance(d, int) and d > 0 else None
 
 
+def _temperature(meta: ModelMeta, path: Path) -> float:
+    """``extra["temperature"]`` of the metadata (1.0 when absent): probabilities are ``softmax(logits / T)``."""
+    t = meta.extra.get("temperature", 1.0)
+    if isinstance(t, bool) or not isinstance(t, int | float) or not (0.0 < float(t) < 1e3):
+        raise ModelFormatError(f"{path}: metadata temperature must be a positive number, got {t!r}")
+    if float(t) != 1.0 and meta.output != "logits":
+        raise ModelFormatError(f"{path}: a temperature needs a model whose output is logits, not {meta.output!r}")
+    return float(t)
+
+
 class EmotionModel:
     """A loaded emotion model. ``threads``: ONNX Runtime intra-op threads (0 = its default, one per
     core); ``providers``: execution providers in preference order (default: CPU only).
@@ -78,6 +88,7 @@ class EmotionModel:
         if self.meta.task != "emotion":
             raise ModelFormatError(f"{self.path} is a {self.meta.task!r} model, not an emotion model")
         self.labels: tuple[str, ...] = self.meta.labels
+        self.temperature = _temperature(self.meta, self.path)
         self._check_graph()
 
     def _check_graph(self) -> None:
@@ -135,6 +146,11 @@ class EmotionModel:
 
     def predict_input(self, x: np.ndarray) -> np.ndarray:
         """An already-normalised float ``(N, C, H, W)`` batch -> ``(N, K)`` float64 probabilities (rows sum to 1)."""
+        return self._to_probs(self.raw_outputs(x))
+
+    def raw_outputs(self, x: np.ndarray) -> np.ndarray:
+        """The graph's own outputs (logits, or probabilities for ``output == "probs"`` models) for an
+        already-normalised batch, before the temperature and the softmax."""
         want = (self.meta.channels, *self.meta.input_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != want:
             raise InvalidInput(f"model {self.name} needs input (N, {want[0]}, {want[1]}, {want[2]}), got {x.shape}")
@@ -150,7 +166,7 @@ class EmotionModel:
             if short:  # a fixed-batch graph: pad the last chunk, drop the padding afterwards
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], short, axis=0)])
             parts.append(self._run(chunk)[: step - short])
-        return self._to_probs(np.concatenate(parts))
+        return np.concatenate(parts)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         try:
@@ -166,7 +182,7 @@ class EmotionModel:
 
     def _to_probs(self, y: np.ndarray) -> np.ndarray:
         if self.meta.output == "logits":
-            p = softmax(y, axis=1)
+            p = softmax(y / self.temperature, axis=1)
         else:
             p = np.clip(y, 0.0, None)
             p = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)

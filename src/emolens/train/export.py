@@ -273,7 +273,27 @@ def _quantize_int8(fp32_path: Path, meta: ModelMeta, calibration_images: np.ndar
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(quantized), Reader(x), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-        return onnx.load(str(quantized))
+        model = onnx.load(str(quantized))
+    _float_outputs(model.graph)
+    return model
+
+
+def _float_outputs(graph: onnx.GraphProto) -> None:
+    """Drop the QuantizeLinear -> DequantizeLinear pair in front of each graph output, so outputs
+    (logits) keep float precision: quantised to 8 bits, two classes' logits often tie exactly and
+    the top-1 label then depends on the label order."""
+    producer = {out: node for node in graph.node for out in node.output}
+    for output in graph.output:
+        dq = producer.get(output.name)
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is None or q.op_type != "QuantizeLinear":
+            continue
+        source = producer.get(q.input[0])
+        if source is None or any(q.input[0] in n.input for n in graph.node if n is not q):
+            continue  # a graph input, or the float value feeds other nodes too: leave the graph as it is
+        source.output[list(source.output).index(q.input[0])] = output.name
+        graph.node.remove(q)
+        graph.node.remove(dq)
 
 
 def _toposort(graph: onnx.GraphProto) -> None:
