@@ -55,6 +55,9 @@ class VideoOptions:
     detection score (None: per detector backend).
     ``loop``: read the source this many times in a row (soak tests). ``prefetch``: frames decoded
     ahead in a background thread (0 = decode inline).
+    ``start_s``: skip frames before that video time (they are decoded, not analysed).
+    ``sample_fps``: analyse at most one frame per ``1 / sample_fps`` seconds of video, counted from
+    ``start_s`` (None = every frame); skipped frames are neither detected, tracked nor classified.
     """
 
     every: int = 1
@@ -68,6 +71,8 @@ class VideoOptions:
     track_high_score: float | None = None
     loop: int = 1
     prefetch: int = 2
+    start_s: float = 0.0
+    sample_fps: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -81,6 +86,8 @@ class VideoOptions:
             problems.append(f"max_duration_s must be > 0, got {self.max_duration_s}")
         if min(self.track_max_age_s, self.detect_interval_s, self.eyes_interval_s) < 0:
             problems.append("track_max_age_s, detect_interval_s and eyes_interval_s must be >= 0")
+        if self.start_s < 0 or (self.sample_fps is not None and self.sample_fps <= 0):
+            problems.append(f"start_s must be >= 0 and sample_fps > 0, got {self.start_s} and {self.sample_fps}")
         if self.roi_face_px < 8 or self.loop < 1 or self.prefetch < 0:
             problems.append("roi_face_px must be >= 8, loop >= 1 and prefetch >= 0")
         if problems:
@@ -159,7 +166,7 @@ class VideoStream(Iterator[FrameResult]):
         self._state = _TrackState(opts.smoothing)
         self._eyes = EyeCache(opts.eyes_interval_s)
         self._callback = progress
-        self._frames = iter(self._reader)
+        self._frames = sample_frames(iter(self._reader), opts.start_s, opts.sample_fps)
         self._t0 = time.perf_counter()
         self._done = 0
         self._finished = False
@@ -304,6 +311,22 @@ class VideoStream(Iterator[FrameResult]):
             probabilities={lb: float(v) for lb, v in zip(labels, row, strict=True)},
             keypoints=marks, roll=roll, track_id=int(tid),
         )
+
+
+def sample_frames(frames: Iterator[Any], start_s: float, fps: float | None) -> Iterator[Any]:
+    """The frames (objects with ``time_s``) at or after ``start_s``, at most one per ``1 / fps`` slot
+    (slot k = [start_s + k / fps, start_s + (k + 1) / fps)); all of them when ``fps`` is None."""
+    next_k = 0
+    for f in frames:
+        if f.time_s < start_s:
+            continue
+        if fps is None:
+            yield f
+            continue
+        k = int(np.floor((f.time_s - start_s) * fps + 1e-9))
+        if k >= next_k:
+            next_k = k + 1
+            yield f
 
 
 def iter_video(

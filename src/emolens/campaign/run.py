@@ -1,0 +1,269 @@
+"""``analyze_campaign``: manifest -> analysed recordings -> QC -> series, KPIs, comparisons -> files.
+
+    from emolens.campaign import analyze_campaign, CampaignSettings
+    result = analyze_campaign("campaign.yaml", "out/", settings=CampaignSettings(sample_fps=2))
+    result.summary["ranking"], result.series, result.report
+
+Every recording is analysed once (cached in ``out/cache`` or ``cache_dir``; see
+:mod:`emolens.campaign.recording`); a recording that cannot be read is excluded with its reason in
+the QC table, never a crash. Definitions: ``docs/campaigns.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..errors import InvalidInput
+from . import compare
+from .kpis import DEFINITIONS, VIEWER_KPIS, KpiValue, ad_kpis, key_moments, viewer_kpis
+from .manifest import Ad, Manifest, Recording, load_manifest
+from .outputs import FILES, jsonable, write_summary, write_table, write_thumbnail
+from .qc import QCRow, assess_photos, assess_video
+from .recording import EngineAnalyser, FrameCache, RecordingAnalyser, RecordingFrames, analyse_all
+from .series import SERIES_COLUMNS, ad_series, frames_in_window, matrix, viewer_seconds
+
+if TYPE_CHECKING:
+    from ..inference.analyzer import Analyzer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Thresholds and statistics of a campaign analysis (saved in ``summary.json``).
+
+    ``expressing_threshold``: probability from which a viewer counts as expressing an emotion.
+    ``min_face_rate`` / ``min_brightness`` / ``min_sharpness``: QC limits (:mod:`.qc`).
+    ``bootstrap``: resamples (and permutations) per CI / test; ``seed``: their seed;
+    ``confidence``: level of every interval; ``sample_fps``: video frames analysed per second."""
+
+    expressing_threshold: float = 0.5
+    min_face_rate: float = 0.5
+    min_brightness: float = 40.0
+    min_sharpness: float = 15.0
+    bootstrap: int = 2000
+    seed: int = 0
+    confidence: float = 0.95
+    sample_fps: float = 5.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 < self.expressing_threshold <= 1.0:
+            problems.append(f"expressing_threshold must be in (0, 1], got {self.expressing_threshold}")
+        if not 0.0 <= self.min_face_rate <= 1.0:
+            problems.append(f"min_face_rate must be in [0, 1], got {self.min_face_rate}")
+        if self.min_brightness < 0 or self.min_sharpness < 0:
+            problems.append("min_brightness and min_sharpness must be >= 0")
+        if self.bootstrap < 10:
+            problems.append(f"bootstrap must be >= 10 resamples, got {self.bootstrap}")
+        if not 0.5 <= self.confidence < 1.0:
+            problems.append(f"confidence must be in [0.5, 1), got {self.confidence}")
+        if not 0.0 < self.sample_fps <= 120.0:
+            problems.append(f"sample_fps must be in (0, 120], got {self.sample_fps}")
+        if problems:
+            raise InvalidInput("bad campaign settings: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    """What :func:`analyze_campaign` produced: ``summary`` (the content of summary.json), the
+    tables it wrote, the report path and how many
+    recordings were analysed now versus taken from the cache."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+    series: pd.DataFrame
+    viewer_seconds: pd.DataFrame
+    kpis: pd.DataFrame
+    qc: pd.DataFrame
+    report: Path
+    analysed: int
+    from_cache: int
+
+
+@dataclass
+class _Viewer:
+    rec: Recording
+    qc: QCRow
+    frames: pd.DataFrame
+    seconds: pd.DataFrame | None = None
+    kpis: dict[str, float] = field(default_factory=dict)
+
+
+def _shown(path: Path, base: Path) -> str:
+    """``path`` as the manifest names it: relative to the manifest's folder (POSIX), so outputs carry no
+    absolute paths."""
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def _assess(rf: RecordingFrames, ad: Ad, labels: Sequence[str], s: CampaignSettings, base: Path) -> _Viewer:
+    rec = rf.recording
+    if rec.kind == "photos":
+        reason, rate, bright, sharp, n = assess_photos(rf.frames)
+        seconds = None
+    else:
+        seconds = viewer_seconds(rf.frames, rec.offset_s, ad.duration_s, labels)
+        window = frames_in_window(rf.frames, rec.offset_s, ad.duration_s)
+        reason, rate, bright, sharp, n = assess_video(
+            window, seconds, min_face_rate=s.min_face_rate, min_brightness=s.min_brightness,
+            min_sharpness=s.min_sharpness)
+    if rf.error is not None:
+        reason, rate = f"could not be analysed: {rf.error}", 0.0
+    status = "kept" if reason is None else "excluded"
+    qc = QCRow(rec.viewer, rec.ad, _shown(rec.path, base), rec.kind, status, reason, rate, bright, sharp, n)
+    v = _Viewer(rec, qc, rf.frames, seconds)
+    if seconds is not None and qc.kept:
+        v.kpis = viewer_kpis(seconds, labels)
+    return v
+
+
+def _photos_block(viewers: Sequence[_Viewer], labels: Sequence[str]) -> dict[str, Any] | None:
+    frames = [v.frames for v in viewers if v.rec.kind == "photos" and v.qc.kept]
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True)
+    face = df.loc[df["face_found"], list(labels)].to_numpy(dtype=float)
+    dominant = np.argmax(face, axis=1) if len(face) else np.array([], dtype=int)
+    return {
+        "n_photos": len(df),
+        "no_face_rate": float(1.0 - df["face_found"].mean()) if len(df) else math.nan,
+        "mean": {lb: float(face[:, i].mean()) if len(face) else math.nan for i, lb in enumerate(labels)},
+        "dominant_share": {lb: float(np.mean(dominant == i)) if len(face) else math.nan
+                           for i, lb in enumerate(labels)},
+    }
+
+
+_AdBlock = tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, np.ndarray, dict[str, KpiValue]]
+
+
+def _ad_block(ad: Ad, viewers: Sequence[_Viewer], labels: Sequence[str], attributes: Sequence[str],
+              s: CampaignSettings, out_dir: Path, base: Path) -> _AdBlock:
+    """(summary entry, long series, per-viewer KPI rows, happiness matrix, KPI values) of one ad."""
+    kept = [v for v in viewers if v.qc.kept and v.seconds is not None]
+    seconds = [v.seconds for v in kept if v.seconds is not None]
+    series = ad_series(ad.name, seconds, labels, ad.seconds, s.expressing_threshold, s.confidence)
+    per_viewer = pd.DataFrame([{"ad": ad.name, "viewer": v.rec.viewer, **v.kpis, **v.rec.attributes} for v in kept],
+                              columns=["ad", "viewer", *VIEWER_KPIS, *attributes])
+    happy = matrix(seconds, "happiness", ad.seconds) if "happiness" in labels else np.full((len(kept), ad.seconds),
+                                                                                          np.nan)
+    values = ad_kpis(per_viewer, happy, s.bootstrap, s.seed, s.confidence)
+    moments = key_moments(seconds, labels, ad.seconds)
+    for m in moments:
+        m["thumbnail"] = write_thumbnail(ad.video, m["second"], out_dir, ad.name) if ad.video else None
+    kinds = {v.rec.kind for v in viewers}
+    entry = {
+        "name": ad.name, "duration_s": ad.duration_s, "video": None if ad.video is None else _shown(ad.video, base),
+        "kind": kinds.pop() if len(kinds) == 1 else "mixed", "viewers_total": len(viewers),
+        "viewers_kept": sum(v.qc.kept for v in viewers), "kpis": {k: kv.to_dict() for k, kv in values.items()},
+        "key_moments": moments, "photos": _photos_block(viewers, labels),
+    }
+    return entry, series, per_viewer, happy, values
+
+
+def _viewer_seconds_table(viewers: Sequence[_Viewer], labels: Sequence[str], attributes: Sequence[str]) -> pd.DataFrame:
+    parts = []
+    for v in viewers:
+        if v.qc.kept and v.seconds is not None:
+            df = v.seconds.drop(columns=["covered"]).assign(ad=v.rec.ad, viewer=v.rec.viewer)
+            parts.append(df.assign(**{a: v.rec.attributes.get(a, "") for a in attributes}))
+    cols = ["ad", "viewer", "second", "face_found", *labels, *attributes]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def _analyser(analyzer: Analyzer | RecordingAnalyser | None, s: CampaignSettings) -> RecordingAnalyser:
+    if analyzer is None:
+        analyzer = _default_analyzer()
+    from ..inference.analyzer import Analyzer
+
+    if isinstance(analyzer, Analyzer):
+        return EngineAnalyser(analyzer, s.sample_fps)
+    return analyzer
+
+
+def _default_analyzer() -> Analyzer:
+    from ..inference.analyzer import Analyzer
+
+    return Analyzer()
+
+
+def _write_report(summary: dict[str, Any], series: pd.DataFrame, out_dir: Path) -> Path:
+    from . import report
+
+    return Path(report.write_report(summary, series, out_dir))
+
+
+def _summary(m: Manifest, an: RecordingAnalyser, s: CampaignSettings, blocks: dict[str, _AdBlock],
+             per_viewer: pd.DataFrame, viewers: Sequence[_Viewer]) -> dict[str, Any]:
+    """The content of summary.json (JSON-ready: NaN -> null)."""
+    names = [ad.name for ad in m.ads]
+    summary: dict[str, Any] = {
+        "campaign": m.name, "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "emolens_version": __version__, "model": {"name": an.model_name, "labels": list(an.labels)},
+        "settings": s.to_dict(), "definitions": DEFINITIONS,
+        "ads": [blocks[n][0] for n in names],
+        "ranking": compare.ranking(names, {n: blocks[n][4] for n in names},
+                                   {n: len(blocks[n][2]) for n in names}),
+        "comparisons": compare.comparisons(names, per_viewer, s.bootstrap, s.seed, s.confidence),
+        "segments": compare.segments(names, per_viewer, {n: blocks[n][3] for n in names}, m.attributes,
+                                     s.bootstrap, s.seed, s.confidence),
+        "qc": [v.qc.to_dict() for v in viewers], "files": dict(FILES),
+    }
+    return jsonable(summary)
+
+
+def analyze_campaign(
+    manifest: str | Path | Manifest,
+    out_dir: str | Path,
+    analyzer: Analyzer | RecordingAnalyser | None = None,
+    settings: CampaignSettings | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> CampaignResult:
+    """Analyse a campaign and write its outputs into ``out_dir`` (see ``docs/campaigns.md``).
+
+    ``manifest``: a manifest path or a loaded :class:`Manifest`. ``analyzer``: an
+    :class:`emolens.Analyzer` (default: the packaged model) or any :class:`RecordingAnalyser`.
+    ``cache_dir``: where per-recording analyses are kept (default ``out_dir/cache``).
+    Raises :class:`~emolens.campaign.manifest.ManifestError` for a bad manifest and
+    :class:`~emolens.errors.InvalidInput` for bad settings; unreadable recordings are excluded."""
+    s = settings or CampaignSettings()
+    m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    an = _analyser(analyzer, s)
+    labels = tuple(an.labels)
+    analysed = analyse_all(m, an, FrameCache(Path(cache_dir) if cache_dir else out / "cache"), progress)
+    base = Path(m.path).parent
+    viewers = [_assess(rf, m.ad(rf.recording.ad), labels, s, base) for rf in analysed]
+    blocks = {ad.name: _ad_block(ad, [v for v in viewers if v.rec.ad == ad.name], labels, m.attributes, s, out, base)
+              for ad in m.ads}
+    per_viewer = pd.concat([b[2] for b in blocks.values()], ignore_index=True)
+    series = pd.concat([b[1] for b in blocks.values()], ignore_index=True)[list(SERIES_COLUMNS)]
+    vs_table = _viewer_seconds_table(viewers, labels, m.attributes)
+    qc = pd.DataFrame([v.qc.to_dict() for v in viewers])
+    summary = _summary(m, an, s, blocks, per_viewer, viewers)
+    write_table(series, out, "series")
+    write_table(vs_table, out, "viewer_seconds")
+    write_table(per_viewer, out, "kpis", parquet=False)
+    write_table(qc, out, "qc", parquet=False)
+    write_summary(summary, out)
+    report = _write_report(summary, series, out)
+    n_cached = sum(rf.cached for rf in analysed)
+    return CampaignResult(out, summary, series, vs_table, per_viewer, qc, report, len(analysed) - n_cached,
+                          n_cached)

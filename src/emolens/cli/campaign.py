@@ -1,0 +1,137 @@
+"""CLI commands ``emolens campaign analyze MANIFEST --out DIR`` and ``emolens campaign demo --out DIR``.
+
+A thin shell over :func:`emolens.campaign.analyze_campaign`: it parses the options, runs the
+analysis (progress bar over recordings on stderr), prints a short ranking table and the path of
+the report. A bad manifest or option raises an :class:`~emolens.errors.EmolensError`, which
+:func:`emolens.cli.main` turns into one line on stderr and its exit code. torch is never imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from ..campaign.run import CampaignResult, CampaignSettings
+    from ..inference.analyzer import Analyzer
+
+_PIPE_WIDTH = 160  # tables printed to pipes and files at this width (terminals use their own)
+_SHOWN_KPIS = ("valence_index", "positive_share", "expressiveness", "face_found_rate")
+
+
+def default_media_dir() -> Path:
+    """``$EMOLENS_SHARED/data/media`` when EMOLENS_SHARED is set, else ``../shared/data/media``."""
+    shared = os.environ.get("EMOLENS_SHARED")
+    return (Path(shared) if shared else Path.cwd().parent / "shared") / "data" / "media"
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.3f}"
+
+
+def _print_table(columns: list[str], rows: list[list[str]], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i < 2 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    width = None if sys.stdout.isatty() else _PIPE_WIDTH
+    Console(file=sys.stdout, width=width, highlight=False, emoji=False, markup=False).print(table)
+
+
+def print_ranking(result: CampaignResult) -> None:
+    """The ads with their kept viewers and headline KPIs (value [CI]), best valence first."""
+    summary = result.summary
+    ads = {a["name"]: a for a in summary["ads"]}
+    order: list[dict[str, Any]] = next((r["rows"] for r in summary["ranking"] if r["kpi"] == "valence_index"), [])
+    rows = []
+    for r in order:
+        ad = ads[r["ad"]]
+        cells = [f"{_fmt(ad['kpis'][k]['value'])} [{_fmt(ad['kpis'][k]['ci_low'])}, {_fmt(ad['kpis'][k]['ci_high'])}]"
+                 for k in _SHOWN_KPIS]
+        rows.append([str(r["rank"]), ad["name"], f"{ad['viewers_kept']}/{ad['viewers_total']}", *cells])
+    _print_table(["rank", "ad", "kept", *_SHOWN_KPIS], rows, f"campaign {summary['campaign']}")
+    excluded = [q for q in summary["qc"] if q["status"] != "kept"]
+    for q in excluded:
+        typer.echo(f"excluded: {q['viewer']} / {q['ad']}: {q['reason']}")
+    typer.echo(f"{result.analysed} recording(s) analysed, {result.from_cache} from the cache; "
+               f"outputs in {result.out_dir}")
+    typer.echo(f"report: {result.report}" if result.report is not None else "report: not written")
+
+
+def _settings(sample_fps: float, threshold: float, min_face_rate: float, bootstrap: int, seed: int) -> CampaignSettings:
+    from ..campaign.run import CampaignSettings
+
+    return CampaignSettings(expressing_threshold=threshold, min_face_rate=min_face_rate, bootstrap=bootstrap,
+                            seed=seed, sample_fps=sample_fps)
+
+
+def _run(manifest: Path, out: Path, model: str | None, detector: str, cache_dir: Path | None,
+         settings: CampaignSettings, progress: bool | None) -> None:
+    from ..campaign.manifest import load_manifest
+    from ..campaign.run import analyze_campaign
+
+    loaded = load_manifest(manifest)  # a bad manifest fails before the model loads
+    analyzer = _analyzer(model, detector)
+    show = progress if progress is not None else sys.stderr.isatty()
+    result = analyze_campaign(loaded, out, analyzer, settings, cache_dir=cache_dir, progress=show)
+    print_ranking(result)
+
+
+def _analyzer(model: str | None, detector: str) -> Analyzer:
+    from ..inference.analyzer import Analyzer
+
+    return Analyzer(model=model, detector=detector)
+
+
+Model = Annotated[str | None, typer.Option("--model", help="ONNX file or packaged model name (emolens models)")]
+Detector = Annotated[str, typer.Option("--detector", help="face detector name")]
+CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="per-recording analysis cache (default OUT/cache)")]
+SampleFps = Annotated[float, typer.Option("--sample-fps", help="video frames analysed per second of video")]
+Threshold = Annotated[float, typer.Option("--threshold", help="probability from which a viewer 'expresses' an emotion")]
+MinFace = Annotated[float, typer.Option("--min-face-rate", help="QC: least share of ad seconds with a face")]
+Bootstrap = Annotated[int, typer.Option("--bootstrap", help="bootstrap resamples and permutations per CI / test")]
+Seed = Annotated[int, typer.Option("--seed", help="seed of the resampling")]
+Progress = Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar (default: on a tty)")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``campaign`` command group (``analyze``, ``demo``) to ``app``."""
+    group = typer.Typer(help="Ad campaigns: how viewers' faces react to ads, second by second.",
+                        no_args_is_help=True)
+
+    @group.command("analyze")
+    def analyze(
+        manifest: Annotated[Path, typer.Argument(help="campaign manifest (.yaml, .yml or .csv)")],
+        out: Annotated[Path, typer.Option("--out", help="output folder")],
+        model: Model = None, detector: Detector = "auto", cache_dir: CacheDir = None, sample_fps: SampleFps = 5.0,
+        threshold: Threshold = 0.5, min_face_rate: MinFace = 0.5, bootstrap: Bootstrap = 2000, seed: Seed = 0,
+        progress: Progress = None,
+    ) -> None:
+        """Analyse every recording of a campaign; write tables, summary.json and report.html into --out."""
+        settings = _settings(sample_fps, threshold, min_face_rate, bootstrap, seed)
+        _run(manifest, out, model, detector, cache_dir, settings, progress)
+
+    @group.command("demo")
+    def demo(
+        out: Annotated[Path, typer.Option("--out", help="output folder (recordings, manifest, results)")],
+        media: Annotated[Path | None, typer.Option("--media", help="media (default ../shared/data/media)")] = None,
+        model: Model = None, detector: Detector = "auto", sample_fps: SampleFps = 5.0, bootstrap: Bootstrap = 2000,
+        seed: Seed = 0, progress: Progress = None,
+    ) -> None:
+        """Build a demo campaign from the shared media clips, then analyse it."""
+        from ..campaign.demo import build_demo
+
+        manifest = build_demo(media or default_media_dir(), out)
+        typer.echo(f"demo manifest: {manifest}")
+        settings = _settings(sample_fps, 0.5, 0.5, bootstrap, seed)
+        _run(manifest, out, model, detector, None, settings, progress)
+
+    app.add_typer(group, name="campaign")
