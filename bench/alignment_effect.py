@@ -38,6 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emolens.errors import InvalidInput
 from emolens.inference.analyzer import Analyzer
 from emolens.inference.landmarks import LandmarkModel, fit_frame, shipped_landmark_path, warp_frame
 from emolens.inference.shipped import resolve_model
@@ -89,13 +90,17 @@ def predict(an: Analyzer, images: Sequence[np.ndarray]) -> tuple[np.ndarray, lis
 
 def template_crops(kp: LandmarkModel, faces: Sequence[np.ndarray],
                    template: dict[str, list[float]]) -> list[np.ndarray]:
-    """Each face warped so its keypoints best fit ``template`` (unit coordinates), eyes level."""
+    """Each face warped so its keypoints best fit ``template`` (unit coordinates), eyes level; a face
+    whose points cannot be fitted (e.g. a mirrored-looking shape) is kept as it is."""
     tpl = np.array([template[n] for n in kp.names])
     out = []
     for f in faces:
         h, w = f.shape[:2]
         lm = kp.locate(f, [(0, 0, w, h)])[0]
-        out.append(warp_frame(f, fit_frame(lm.points, tpl * w - 0.5, lm.roll), w))
+        try:
+            out.append(warp_frame(f, fit_frame(lm.points, tpl * w - 0.5, lm.roll), w))
+        except InvalidInput:
+            out.append(f)
     return out
 
 

@@ -16,9 +16,9 @@ from emolens.campaign.recording import (
     pick_face,
 )
 from emolens.inference.analyzer import Analyzer
-from emolens.video.stream import sample_frames
 from emolens.labels import FER7
 from emolens.results import FaceResult
+from emolens.video.stream import sample_frames
 from tests.inference.modelfactory import make_model
 from tests.video.synth import SquareDetector, write_video
 

@@ -111,8 +111,13 @@ def test_listing_shipped_models(capsys):
     assert code == 0
     models = json.loads(out)["models"]
     assert models and sum(m["default"] for m in models) == 1
+    assert {m["task"] for m in models} <= {"emotion", "keypoints"}
     for m in models:
-        assert m["labels"] and m["metrics"]["accuracy"] is not None
+        assert m["labels"]
+        if m["task"] == "emotion":
+            assert m["metrics"]["accuracy"] is not None
+        else:  # the keypoint model reports its normalised mean error on its test split
+            assert 0 < m["metrics"]["nme"] < 0.1 and m["metrics"]["split"] == "test"
         assert Path(m["path"]).is_file()
         code, out, _ = run(["models", "show", m["path"], "--format", "json"], capsys)
         assert code == 0 and json.loads(out)["meta"]["labels"] == m["labels"]

@@ -78,13 +78,13 @@ def test_no_faces_on_blank_image(analyzer: Analyzer) -> None:
 
 def test_landmarks_rotate_the_crop_and_are_reported(model_path: Path) -> None:
     det = Detection((40, 40, 80, 80), 0.9, {"left_eye": (60.0, 80.0), "right_eye": (100.0, 60.0)})
-    an = Analyzer(model_path, detector=FixedDetector([det]))
+    an = Analyzer(model_path, detector=FixedDetector([det]), keypoints=False)  # the detector's eyes, not a model's
     (face,) = an.analyze(np.full((200, 200, 3), 90, np.uint8)).faces
     assert face.roll == pytest.approx(26.565, abs=0.01)
     assert face.keypoints is not None and face.keypoints["left_eye"] == (60.0, 80.0)
     crop, roll, _ = an.align_face(np.full((200, 200, 3), 90, np.uint8), det)
     assert roll == pytest.approx(26.565, abs=0.01) and crop.shape == (93, 93, 3)
-    no_align = Analyzer(model_path, detector=FixedDetector([det]), align=False)
+    no_align = Analyzer(model_path, detector=FixedDetector([det]), align=False, keypoints=False)
     assert no_align.analyze(np.zeros((200, 200, 3), np.uint8)).faces[0].roll is None
 
 

@@ -103,4 +103,9 @@ def test_packaged_models_load() -> None:
     p = model.predict(crops)
     assert p.shape == (3, len(model.labels)) and np.allclose(p.sum(axis=1), 1.0)
     for m in models:
-        assert EmotionModel(m.path).meta == m.meta
+        if m.meta.task == "emotion":
+            assert EmotionModel(m.path).meta == m.meta
+        else:  # the keypoint model is loaded by the landmark runner, and refused as an emotion model
+            assert m.meta.task == "keypoints"
+            with pytest.raises(ModelFormatError, match="not an emotion model"):
+                EmotionModel(m.path)

@@ -53,7 +53,7 @@ def test_placeholder_eyes_give_the_crop_of_a_failed_search(tiny_model) -> None:
 
     from emolens.inference.analyzer import Analyzer
 
-    an = Analyzer(tiny_model, detector="haar", align=True)
+    an = Analyzer(tiny_model, detector="haar", align=True, keypoints=False)  # the eye-cascade path
     rgb = np.full((200, 200, 3), 120, np.uint8)
     rgb[60:140, 60:140] = 200  # a face-sized blob without eyes: the eye search fails
     det = Detection((60, 60, 80, 80), 0.9)

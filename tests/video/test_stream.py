@@ -111,7 +111,7 @@ def test_bad_files_fail_before_any_frame(tmp_path: Path, square_analyzer) -> Non
 
 @pytest.mark.parametrize(
     "kw", [{"every": 0}, {"smoothing": 1.0}, {"smoothing": -0.5}, {"max_frames": 0}, {"max_duration_s": 0.0},
-           {"track_max_age_s": -1.0}, {"roi_face_px": 2}, {"loop": 0}],
+           {"track_max_age_s": -1.0}, {"roi_face_px": 2}, {"loop": 0}, {"start_s": -1.0}, {"sample_fps": 0.0}],
 )
 def test_bad_options_are_refused(kw) -> None:
     with pytest.raises(InvalidInput, match="bad video options"):
@@ -122,3 +122,14 @@ def test_options_must_be_video_options(tmp_path: Path, square_analyzer) -> None:
     path = write_video(tmp_path / "v.avi", 3)
     with pytest.raises(InvalidInput, match="VideoOptions"):
         iter_video(square_analyzer(), path, {"every": 2})  # type: ignore[arg-type]
+
+
+def test_start_and_sample_fps_analyse_only_the_sampled_frames(tmp_path: Path, square_analyzer) -> None:
+    path = write_video(tmp_path / "v.avi", two_faces(50), fps=FPS, size=(120, 160))  # 2 s at 25 fps
+    with iter_video(square_analyzer(), path, VideoOptions(start_s=0.5, sample_fps=5.0)) as stream:
+        frames = list(stream)
+    times = [round(f.time_s, 2) for f in frames]
+    # frame i is at i / 25 s: the first of each 0.2 s slot from 0.5 s (0.48 s is before the start)
+    assert times == [0.52, 0.72, 0.92, 1.12, 1.32, 1.52, 1.72, 1.92]
+    assert [f.index for f in frames] == [13, 18, 23, 28, 33, 38, 43, 48]
+    assert all(len(f.faces) == 2 for f in frames) and stream.progress.frames_done == 8

@@ -6,7 +6,8 @@ The analyzer is built once in the lifespan (a bad model stops startup with a cle
 reaches routes through :func:`emolens.api.deps.get_engine`. Routes: ``POST /v1/analyze``,
 ``POST /v1/analyze/batch``, ``GET /v1/models``, ``GET /healthz``, video jobs (``POST /v1/videos``,
 ``GET /v1/jobs/...``, run by the :class:`~emolens.api.jobs_routes.JobService` the lifespan starts
-and stops); docs at ``/docs``; the web page at ``/``.
+and stops), campaign jobs (``POST /v1/campaigns``, ``POST /v1/campaigns/from-path`` within
+``settings.data_root``, ``GET /v1/campaigns/{id}/report``); docs at ``/docs``; the web page at ``/``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .bodylimit import BodyLimitMiddleware, LimitFor
+from .campaign_routes import campaigns_router
 from .deps import AnalyzerFactory, Engine, build_analyzer
 from .errors import install_error_handlers
 from .jobs_routes import JobService, jobs_router
@@ -53,6 +55,8 @@ def body_limits(settings: Settings) -> LimitFor:
         "/v1/analyze": settings.max_upload_bytes + MULTIPART_SLACK,
         "/v1/analyze/batch": settings.max_batch_bytes + MULTIPART_SLACK,
         "/v1/videos": settings.max_video_bytes + MULTIPART_SLACK,
+        # every file part carries its own headers (name, file name, type): a few hundred bytes
+        "/v1/campaigns": settings.max_campaign_bytes + MULTIPART_SLACK + 1024 * settings.max_campaign_files,
     }
 
     def limit_for(method: str, path: str) -> int | None:
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
     app.include_router(health_router)
     app.include_router(router)
     app.include_router(jobs_router)
+    app.include_router(campaigns_router)
     _add_page(app)
     if settings.cors_origins:
         app.add_middleware(

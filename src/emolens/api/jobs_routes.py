@@ -11,8 +11,8 @@ An upload is streamed to ``jobs_dir/uploads`` in chunks (never held in memory) a
 job exists: not a readable video -> 415, over ``max_video_bytes`` or ``max_video_seconds`` -> 413.
 Jobs run on the app's :class:`JobService` (store + runner, opened in the lifespan); their records
 survive restarts (see :mod:`emolens.jobs.runner` for what a restart does to unfinished jobs).
-Other long tasks (e.g. campaigns) add their :class:`~emolens.jobs.runner.JobKind` to
-:meth:`JobService.kinds` and reuse the ``/v1/jobs`` routes unchanged.
+Other long tasks add their :class:`~emolens.jobs.runner.JobKind` to :meth:`JobService.kinds` and
+reuse the ``/v1/jobs`` routes unchanged, as campaigns do (:mod:`emolens.api.campaign_routes`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 import mimetypes
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from fastapi.responses import FileResponse
 
 from ..errors import MediaTooLarge, UnsupportedMedia
+from ..jobs.campaign import campaign_kind
 from ..jobs.models import JobFailed, JobFileNotFound, JobNotFinished, JobRecord, JobState, JobStoreError
 from ..jobs.runner import JobKind, JobQueueFull, JobRunner
 from ..jobs.store import JobStore
@@ -49,14 +50,19 @@ MEDIA_TYPES = {
     ".json": "application/json",
     ".png": "image/png",
     ".mp4": "video/mp4",
+    ".html": "text/html",
+    ".jpg": "image/jpeg",
 }
 
 
 class JobService:
     """The job system of one app: a :class:`JobStore` under ``settings.jobs_dir`` and a
-    :class:`JobRunner` with the ``video`` kind, opened by :meth:`start` (the lifespan) or on first use.
+    :class:`JobRunner` with the ``video`` and ``campaign`` kinds, opened by :meth:`start` (the
+    lifespan) or on first use.
 
     ``recorder_factory``/``options_factory`` replace :mod:`emolens.video`'s (tests);
+    ``campaign_analyser(settings)`` replaces the campaign jobs' recording analyser (default: an
+    :class:`~emolens.campaign.recording.EngineAnalyser` on the app's shared analyzer; tests);
     ``extra_kinds`` adds kinds of job (registered before start, so their queued jobs resume)."""
 
     def __init__(
@@ -67,18 +73,30 @@ class JobService:
         recorder_factory: RecorderFactory | None = None,
         options_factory: Any = None,
         extra_kinds: Sequence[JobKind] = (),
+        campaign_analyser: Callable[[Any], Any] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.recorder_factory = recorder_factory
         self.options_factory = options_factory
         self.extra_kinds = tuple(extra_kinds)
+        self.campaign_analyser = campaign_analyser or self._engine_analyser
         self._runner: JobRunner | None = None
         self._lock = threading.Lock()
 
     @property
     def uploads_dir(self) -> Path:
         return Path(self.settings.jobs_dir).expanduser() / "uploads"
+
+    @property
+    def campaign_cache_dir(self) -> Path:
+        """Frame tables of analysed recordings, shared by every campaign job (safe to delete)."""
+        return Path(self.settings.jobs_dir).expanduser() / "campaign-cache"
+
+    def _engine_analyser(self, campaign_settings: Any) -> Any:
+        from ..campaign.recording import EngineAnalyser
+
+        return EngineAnalyser(cast(Any, self.engine.get()), campaign_settings.sample_fps)
 
     def kinds(self) -> list[JobKind]:
         """The kinds of job this server runs."""
@@ -88,7 +106,8 @@ class JobService:
             options_factory=self.options_factory,
             keep_dir=self.settings.uploads_dir if self.settings.keep_uploads else None,
         )
-        return [video, *self.extra_kinds]
+        campaign = campaign_kind(self.campaign_analyser, self.campaign_cache_dir)
+        return [video, campaign, *self.extra_kinds]
 
     def start(self) -> JobRunner:
         """Open the store, take over what a stopped server left, start the workers (once)."""
@@ -264,7 +283,7 @@ def get_job(request: Request, job_id: str, runner: JobRunner = Depends(get_runne
     return JobOut.from_record(runner.store.get(job_id), _links(request, job_id))
 
 
-def _finished(runner: JobRunner, job_id: str) -> JobRecord:
+def finished_job(runner: JobRunner, job_id: str) -> JobRecord:
     """The job if it succeeded; 409 JobNotFinished / JobFailed otherwise."""
     job = runner.store.get(job_id)
     if job.state is JobState.FAILED:
@@ -281,7 +300,7 @@ def _finished(runner: JobRunner, job_id: str) -> JobRecord:
 )
 def get_job_result(request: Request, job_id: str, runner: JobRunner = Depends(get_runner)) -> JobResultOut:
     """A succeeded job's JSON result, with links to the files it wrote."""
-    job = _finished(runner, job_id)
+    job = finished_job(runner, job_id)
     folder = runner.store.job_dir(job_id)
     files = []
     for name in job.files:

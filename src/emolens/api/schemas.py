@@ -235,3 +235,51 @@ class JobResultOut(BaseModel):
     state: JobStateOut
     result: dict[str, Any] = Field(description="The job's JSON result (for a video: per-track summary, counts).")
     files: list[JobFileOut]
+
+
+# -- campaign jobs (POST /v1/campaigns, POST /v1/campaigns/from-path) ---------------------------
+
+
+class CampaignOptionsIn(BaseModel):
+    """Settings of a campaign analysis (defaults as ``emolens campaign analyze``; docs/campaigns.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_fps: float = Field(default=5.0, gt=0.0, le=120.0, description="Video frames analysed per second.")
+    expressing_threshold: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="Probability from which a viewer counts as expressing an emotion."
+    )
+    min_face_rate: float = Field(default=0.5, ge=0.0, le=1.0, description="QC: least share of seconds with a face.")
+    min_brightness: float = Field(default=40.0, ge=0.0, le=255.0, description="QC: least median brightness (0-255).")
+    min_sharpness: float = Field(default=15.0, ge=0.0, le=1e6, description="QC: least median face sharpness.")
+    bootstrap: int = Field(default=2000, ge=10, le=20_000, description="Bootstrap resamples per CI and test.")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed of the resampling.")
+
+
+class CampaignFromPathIn(BaseModel):
+    """A campaign whose manifest and recordings are already on the server, inside its data root."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manifest_path: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="The manifest (.yaml, .yml, .csv), relative to the server's data root; its paths are "
+        "relative to its own folder and must stay inside the data root.",
+    )
+    options: CampaignOptionsIn = Field(default_factory=lambda: CampaignOptionsIn())
+
+
+class CampaignLinksOut(JobLinksOut):
+    report: str = Field(description="GET: the campaign's report.html once the job has succeeded (409 before).")
+
+
+class CampaignCreatedOut(BaseModel):
+    """A campaign job accepted (HTTP 202): poll `links.self` until it ends, then fetch `links.report`."""
+
+    job_id: str
+    state: JobStateOut
+    links: CampaignLinksOut
+    campaign: str = Field(description="The campaign's name (from the manifest).")
+    recordings: int = Field(description="Recordings the manifest lists.")
+    ads: list[str] = Field(description="The ads, in manifest order.")

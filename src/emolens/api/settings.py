@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     process and at most ``max_queued_jobs`` are unfinished (queued or running) per process; an
     uploaded video may hold ``max_video_bytes`` and last ``max_video_seconds`` (an upload kept
     with ``keep_uploads`` is moved to ``uploads_dir`` once its job has ended).
+
+    Campaign jobs (``POST /v1/campaigns``): one upload may carry ``max_campaign_files`` files
+    besides its manifest and ``max_campaign_bytes`` in total. ``data_root`` (``EMOLENS_DATA_ROOT``)
+    is the one folder whose manifests and videos clients may name by path
+    (``POST /v1/campaigns/from-path``); None (the default) refuses every path: only uploads work.
+    Nothing outside it is ever read, symlinks included. Per-recording analyses are cached under
+    ``jobs_dir/campaign-cache`` (keyed by file content), shared by every campaign job.
     """
 
     model_config = SettingsConfigDict(env_prefix="EMOLENS_", frozen=True, extra="ignore")
@@ -57,6 +64,9 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(default=100, ge=1, le=100_000)
     max_video_bytes: int = Field(default=500 * MB, ge=1)
     max_video_seconds: float = Field(default=1800.0, gt=0)
+    max_campaign_files: int = Field(default=2000, ge=1, le=100_000)
+    max_campaign_bytes: int = Field(default=2048 * MB, ge=1)
+    data_root: Path | None = None
 
     @field_validator("api_key")
     @classmethod
@@ -64,6 +74,11 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value():
             return None
         return value
+
+    @field_validator("data_root", mode="before")
+    @classmethod
+    def _empty_root_is_none(cls, value: object) -> object:
+        return None if value is None or (isinstance(value, str) and not value.strip()) else value
 
     @field_validator("model")
     @classmethod

@@ -28,18 +28,22 @@ class ListFormat(StrEnum):
 
 
 def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """``{"accuracy", "macro_f1", "split", "n"}`` from a model's metrics, flat or nested by split.
+    """``{"accuracy", "macro_f1", "split", "n"}`` (+ ``"nme"`` for keypoint models) from a model's metrics,
+    flat or nested by split.
 
     Flat: ``{"accuracy": .., "macro_f1": .., "split": "test"}``. Nested: ``{"test": {"accuracy": ..}}``
     (the first split holding an accuracy wins, ``test``-like names first). Missing values are None.
     """
     def pick(d: dict[str, Any], split: Any) -> dict[str, Any]:
         f1 = d.get("macro_f1", d.get("f1_macro"))
-        return {"accuracy": d.get("accuracy"), "macro_f1": f1, "split": d.get("split", split), "n": d.get("n")}
+        out = {"accuracy": d.get("accuracy"), "macro_f1": f1, "split": d.get("split", split), "n": d.get("n")}
+        if "nme" in d:  # keypoint models: normalised mean error (inter-ocular)
+            out["nme"] = d["nme"]
+        return out
 
-    if "accuracy" in metrics:
+    if "accuracy" in metrics or "nme" in metrics:
         return pick(metrics, None)
-    nested = [(k, v) for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v]
+    nested = [(k, v) for k, v in metrics.items() if isinstance(v, dict) and ("accuracy" in v or "nme" in v)]
     nested.sort(key=lambda kv: "test" not in kv[0].lower())
     return pick(nested[0][1], nested[0][0]) if nested else pick({}, None)
 
@@ -100,7 +104,8 @@ def _list_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
         h, w = e["input_size"]
         rows.append([
             e["name"] + (" *" if e["default"] else ""), e["architecture"], e["dataset"],
-            f"{h}x{w}x{e['channels']}", ", ".join(e["labels"]), _fmt(m["accuracy"]), _fmt(m["macro_f1"]),
+            f"{h}x{w}x{e['channels']}", ", ".join(e["labels"]) if e["task"] != "keypoints" else f"{len(e['labels'])} points",
+            _fmt(m["accuracy"]) if m.get("nme") is None else f"NME {m['nme']:.4f}", _fmt(m["macro_f1"]),
             _split(m),
         ])
     return rows

@@ -51,9 +51,17 @@ def serve(
     keep_uploads: Path | None = typer.Option(
         None, help="Save every uploaded image in this folder (default: nothing uploaded is kept)."
     ),
+    data_root: Path | None = typer.Option(
+        None,
+        exists=True,
+        file_okay=False,
+        help="The one folder whose campaign manifests and videos clients may name by path "
+        "(POST /v1/campaigns/from-path); nothing outside it is read. Default: none, uploads only.",
+    ),
     log_level: LogLevel = typer.Option(LogLevel.info, help="uvicorn log level."),
 ) -> None:
-    """Serve the REST API (/v1/analyze, /v1/analyze/batch, /v1/models, /healthz, /docs) and the web page."""
+    """Serve the REST API (/v1/analyze, /v1/analyze/batch, /v1/videos, /v1/campaigns, /v1/jobs, /v1/models,
+    /healthz, /docs) and the web page."""
     overrides: dict[str, Any] = {
         "threads": threads,
         "max_concurrency": max_concurrency,
@@ -64,6 +72,7 @@ def serve(
         "max_upload_bytes": None if max_upload_mb is None else int(max_upload_mb * 1024 * 1024),
         "max_pixels": max_pixels,
         "max_batch_files": max_batch_files,
+        "data_root": None if data_root is None else data_root.expanduser().resolve(),
     }
     if keep_uploads is not None:
         overrides.update(keep_uploads=True, uploads_dir=keep_uploads)
