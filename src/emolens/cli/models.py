@@ -104,7 +104,8 @@ def _list_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
         h, w = e["input_size"]
         rows.append([
             e["name"] + (" *" if e["default"] else ""), e["architecture"], e["dataset"],
-            f"{h}x{w}x{e['channels']}", ", ".join(e["labels"]) if e["task"] != "keypoints" else f"{len(e['labels'])} points",
+            f"{h}x{w}x{e['channels']}",
+            ", ".join(e["labels"]) if e["task"] != "keypoints" else f"{len(e['labels'])} points",
             _fmt(m["accuracy"]) if m.get("nme") is None else f"NME {m['nme']:.4f}", _fmt(m["macro_f1"]),
             _split(m),
         ])
