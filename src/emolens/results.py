@@ -50,6 +50,15 @@ class FaceResult:
         return d
 
 
+def keypoints_json(face: FaceResult) -> str:
+    """A face's keypoints as compact JSON ``{name: [x, y]}`` (``""`` when it has none), for CSV and
+    Parquet cells."""
+    if not face.keypoints:
+        return ""
+    return json.dumps({k: [round(float(x), 2), round(float(y), 2)] for k, (x, y) in face.keypoints.items()},
+                      separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class ImageResult:
     """All faces of one image. ``source`` is the path or a caller-given name; ``timings_ms`` holds

@@ -84,6 +84,20 @@ def test_csv_one_row_per_face_and_one_for_faceless_images():
     assert all(rows[2][c] == "" for c in [*CSV_FACE_COLUMNS[1:], *FER7])
 
 
+def test_csv_carries_roll_and_keypoints_when_a_keypoint_model_ran():
+    probs = {lb: (1.0 if lb == "sadness" else 0.0) for lb in FER7}
+    face = FaceResult(box=(1, 2, 30, 40), detection_score=0.5, emotion="sadness", probabilities=probs,
+                      keypoints={"left_eye_center": (20.25, 10.0), "right_eye_center": (8.0, 11.5)}, roll=-7.125)
+    buf = io.StringIO()
+    w = make_writer("csv", buf)
+    w.start(FER7)
+    w.image(ImageResult("k.jpg", 40, 50, (face,)))
+    (row,) = csv.DictReader(io.StringIO(buf.getvalue()))
+    assert row["roll"] == "-7.12" or row["roll"] == "-7.13"
+    assert json.loads(row["keypoints"]) == {"left_eye_center": [20.25, 10.0], "right_eye_center": [8.0, 11.5]}
+    assert float(row["sadness"]) == 1.0
+
+
 def test_table_has_faces_and_summary(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     out = _write("table")

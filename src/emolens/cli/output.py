@@ -122,7 +122,9 @@ class JsonWriter(ResultWriter):
         self.stream.write('"errors": ' + json.dumps(self._errors) + "\n}\n")
 
 
-CSV_FACE_COLUMNS = ("source", "face", "x", "y", "w", "h", "detection_score", "emotion")
+CSV_FACE_COLUMNS = ("source", "face", "x", "y", "w", "h", "detection_score", "emotion", "roll", "keypoints")
+"""Columns before the probabilities; ``roll`` (degrees) and ``keypoints`` (JSON ``{name: [x, y]}``) are
+empty without a keypoint model."""
 
 
 class CsvWriter(ResultWriter):
@@ -141,9 +143,11 @@ class CsvWriter(ResultWriter):
         for i, face in enumerate(result.faces):
             probs = [f"{float(face.probabilities.get(lb, 0.0)):.6f}" for lb in self.labels]
             x, y, w, h = (int(v) for v in face.box)
-            self._csv.writerow(
-                [result.source, i, x, y, w, h, f"{float(face.detection_score):.6f}", face.emotion, *probs]
-            )
+            from ..results import keypoints_json
+
+            roll = "" if face.roll is None else f"{float(face.roll):.2f}"
+            self._csv.writerow([result.source, i, x, y, w, h, f"{float(face.detection_score):.6f}", face.emotion,
+                                roll, keypoints_json(face), *probs])
 
 
 class TableWriter(ResultWriter):

@@ -34,15 +34,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInput
-from ..results import FrameResult
+from ..results import FrameResult, keypoints_json
 from .tracksummary import TrackSummary, TrackSummaryBuilder
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 2048
 """Rows buffered before they are written (CSV flushed, one Parquet row group)."""
-BASE_COLUMNS = ("time_s", "frame", "track_id", "x", "y", "w", "h", "detection_score", "classified", "emotion")
-"""The columns of ``frames.csv`` before the probability columns (one per label)."""
+BASE_COLUMNS = ("time_s", "frame", "track_id", "x", "y", "w", "h", "detection_score", "classified", "emotion",
+                "roll", "keypoints")
+"""The columns of ``frames.csv`` before the probability columns (one per label). ``roll``: head roll in
+degrees and ``keypoints``: JSON ``{name: [x, y]}`` in frame pixels, both empty without a keypoint model."""
+
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ def frame_rows(frame: FrameResult, labels: Sequence[str]) -> list[list[Any]]:
         probs = [float(face.probabilities.get(lb, 0.0)) for lb in labels]
         rows.append([
             float(frame.time_s), int(frame.index), -1 if face.track_id is None else int(face.track_id),
-            x, y, w, h, float(face.detection_score), bool(frame.classified), face.emotion, *probs,
+            x, y, w, h, float(face.detection_score), bool(frame.classified), face.emotion,
+            None if face.roll is None else round(float(face.roll), 2), keypoints_json(face), *probs,
         ])
     return rows
 
@@ -108,7 +112,8 @@ class _ParquetSink:
             pa.field("time_s", pa.float64()), pa.field("frame", pa.int64()), pa.field("track_id", pa.int64()),
             *(pa.field(c, pa.int32()) for c in ("x", "y", "w", "h")),
             pa.field("detection_score", pa.float64()), pa.field("classified", pa.bool_()),
-            pa.field("emotion", pa.string()), *(pa.field(lb, pa.float64()) for lb in labels),
+            pa.field("emotion", pa.string()), pa.field("roll", pa.float64()), pa.field("keypoints", pa.string()),
+            *(pa.field(lb, pa.float64()) for lb in labels),
         ]
         self.schema = pa.schema(fields)
         self._writer = pq.ParquetWriter(str(path), self.schema)
@@ -168,8 +173,9 @@ class FrameTable:
 
 def _csv_format(row: list[Any]) -> list[Any]:
     """Round floats for the CSV (times to 0.1 ms, scores and probabilities to 6 decimals)."""
-    out: list[Any] = [f"{row[0]:.4f}", *row[1:7], f"{row[7]:.6f}", int(row[8]), row[9]]
-    out.extend(f"{p:.6f}" for p in row[10:])
+    out: list[Any] = [f"{row[0]:.4f}", *row[1:7], f"{row[7]:.6f}", int(row[8]), row[9],
+                      "" if row[10] is None else f"{row[10]:.2f}", row[11]]
+    out.extend(f"{p:.6f}" for p in row[12:])
     return out
 
 
