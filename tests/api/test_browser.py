@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pytest
 from PIL import Image
 
 from emolens.api.app import create_app
+from tests.browser import chromium_driver
 
 from ..conftest import SHARED
 from .conftest import PHOTOS, FakeFactory, image_bytes, make_settings
@@ -28,24 +27,7 @@ from .live import live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--window-size=1280,1000",
-)
 WAIT_S = 120  # generous: the real model on a busy 2-core machine
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (required under CI=true)")
-    pytest.skip(reason)
 
 
 def server_settings(tmp: Path) -> tuple[Any, Any]:
@@ -69,28 +51,8 @@ def server_settings(tmp: Path) -> tuple[Any, Any]:
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if not chromium or not chromedriver:
-        _missing("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _missing("selenium is not installed (pip install selenium)")
-    options = Options()
-    options.binary_location = str(chromium)
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
-    drv.set_page_load_timeout(60)
-    try:
+    with chromium_driver(tmp_path_factory.mktemp("chromium-profile"), window=(1280, 1000)) as drv:
         yield drv
-    finally:
-        drv.quit()
 
 
 @pytest.fixture(scope="module")
