@@ -7,25 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 
 from emolens.cli import campaign as campaign_cli
-from emolens.errors import EmolensError, exit_code_for
+from emolens.cli import main
 
 from ..inference.modelfactory import make_model
 from ..video.synth import write_video
 
 
 def run(args: list[str]) -> int:
-    """Like ``emolens.cli.main``: the commands on an app, core errors turned into exit codes."""
-    app = typer.Typer()
-    campaign_cli.register(app)
-    try:
-        rv = app(args=args, prog_name="emolens", standalone_mode=False)
-    except EmolensError as err:
-        print(f"error: {err}")
-        return exit_code_for(err)
-    return rv if isinstance(rv, int) else 0
+    """The ``emolens`` console entry point (core errors become exit codes, messages go to stderr)."""
+    return main(args)
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +68,18 @@ def test_bad_manifest_exits_2_naming_the_line(tmp_path: Path, capsys: pytest.Cap
     bad = tmp_path / "bad.yaml"
     bad.write_text("ads:\n  - {name: a, duration_s: 1}\nrecordings:\n  - {viewer: v, ad: b, recording: x.mp4}\n")
     assert run(["campaign", "analyze", str(bad), "--out", str(tmp_path / "o")]) == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "bad.yaml" in out and "line 4: unknown ad 'b'" in out and "line 4: recording of viewer 'v' not found" in out
 
 
 def test_bad_option_exits_2(manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["campaign", "analyze", str(manifest), "--out", str(tmp_path / "o"), "--threshold", "1.5"]) == 2
-    assert "expressing_threshold must be in (0, 1]" in capsys.readouterr().out
+    assert "expressing_threshold must be in (0, 1]" in capsys.readouterr().err
 
 
 def test_demo_without_media_exits_5(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["campaign", "demo", "--media", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 5
-    assert "nothing" in capsys.readouterr().out
+    assert "nothing" in capsys.readouterr().err
 
 
 def test_default_media_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

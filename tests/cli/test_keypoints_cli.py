@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 
-from emolens.cli import keypoints as kp_cli
-from emolens.errors import EmolensError, exit_code_for
+from emolens.cli import main
 from emolens.inference.landmarks import LandmarkModel
 from tests.train.keypoints.synthetic import write_kaggle_csv
 
@@ -18,15 +16,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::Deprecat
 
 
 def run(args: list[str]) -> int:
-    """Like ``emolens.cli.main``: the commands on an app, core errors turned into exit codes."""
-    app = typer.Typer()
-    kp_cli.register(app)
-    try:
-        rv = app(args=args, prog_name="emolens", standalone_mode=False)
-    except EmolensError as err:
-        print(f"error: {err}")
-        return exit_code_for(err)
-    return rv if isinstance(rv, int) else 0
+    """The ``emolens`` console entry point (core errors become exit codes, messages go to stderr)."""
+    return main(args)
 
 
 @pytest.fixture(scope="module")
