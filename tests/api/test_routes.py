@@ -205,7 +205,12 @@ def test_healthz(client_for: Any) -> None:
 
 
 def test_docs_and_openapi(client: TestClient) -> None:
-    assert client.get("/docs").status_code == 200
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/docs-static/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()  # works offline
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        got = client.get(f"/docs-static/{asset}")
+        assert got.status_code == 200 and len(got.content) > 10_000
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/analyze", "/v1/analyze/batch", "/v1/models", "/healthz"} <= set(paths)
     responses = paths["/v1/analyze"]["post"]["responses"]

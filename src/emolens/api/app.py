@@ -20,7 +20,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
@@ -85,6 +85,8 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
         version=__version__,
         description="Facial emotion recognition: find the faces in an image and read the emotion of each.",
         lifespan=lifespan,
+        docs_url=None,  # served by _add_docs from the package's own assets (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
     app.include_router(jobs_router)
     app.include_router(campaigns_router)
     _add_page(app)
+    _add_docs(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -113,3 +116,21 @@ def _add_page(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` with its script and style (vendored by the ``fastapi-offline`` package)
+    under ``/docs-static``: FastAPI's default loads them from a CDN, which an offline machine cannot reach."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-static", StaticFiles(directory=assets), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js", swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon.png",
+        )
