@@ -133,3 +133,40 @@ def test_start_and_sample_fps_analyse_only_the_sampled_frames(tmp_path: Path, sq
     assert times == [0.52, 0.72, 0.92, 1.12, 1.32, 1.52, 1.72, 1.92]
     assert [f.index for f in frames] == [13, 18, 23, 28, 33, 38, 43, 48]
     assert all(len(f.faces) == 2 for f in frames) and stream.progress.frames_done == 8
+
+
+class _EyedSquares:
+    """Squares with eyes at fixed places in their box (as a landmark-giving detector reports them)."""
+
+    name = "eyed-squares"
+
+    def __init__(self) -> None:
+        from .synth import SquareDetector
+
+        self.inner = SquareDetector()
+
+    def detect(self, rgb: np.ndarray) -> list:
+        from emolens.inference.detect import Detection
+
+        out = []
+        for d in self.inner.detect(rgb):
+            x, y, w, h = d.box
+            eyes = {"left_eye": (x + 0.7 * w, y + 0.4 * h), "right_eye": (x + 0.3 * w, y + 0.4 * h)}
+            out.append(Detection(d.box, d.score, eyes))
+        return out
+
+
+def test_carried_faces_keep_keypoints_moved_with_their_box(tmp_path: Path, tiny_model: Path) -> None:
+    from emolens.inference.analyzer import Analyzer
+
+    path = write_video(tmp_path / "two.avi", two_faces(9), fps=FPS, size=(120, 160))
+    an = Analyzer(tiny_model, detector=_EyedSquares(), align=True, keypoints=False, min_face=8)  # type: ignore[arg-type]
+    frames = list(iter_video(an, path, VideoOptions(every=3, detect_interval_s=0.0)))
+    carried = [f for f in frames if not f.classified]
+    assert carried and all(face.keypoints is not None for f in frames for face in f.faces)
+    for frame in carried:  # moved with the box: where the detector puts the eyes on this frame
+        for face in frame.faces:
+            x, y, w, h = face.box
+            assert face.keypoints is not None and face.roll is not None
+            assert face.keypoints["left_eye"] == pytest.approx((x + 0.7 * w, y + 0.4 * h), abs=1.0)
+            assert face.keypoints["right_eye"] == pytest.approx((x + 0.3 * w, y + 0.4 * h), abs=1.0)

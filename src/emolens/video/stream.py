@@ -21,7 +21,7 @@ skipped and counted (:attr:`VideoStream.progress`). Memory stays flat: nothing i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,16 +120,38 @@ class VideoProgress:
 ProgressCallback = Callable[[VideoProgress], None]
 
 
+_Pose = tuple[tuple[float, float, float, float], Any, Any]
+"""(box, roll, keypoints) of a track where its face was last classified."""
+
+
 class _TrackState:
-    """Per-track probabilities: the last raw ones (carried forward) and the smoother."""
+    """Per-track probabilities (the last ones, carried forward between classifications), the smoother,
+    and the pose (box, roll, keypoints) where the face was last classified."""
 
     def __init__(self, smoothing: float) -> None:
         self.smoother = EmaSmoother(smoothing)
         self.last: dict[int, np.ndarray] = {}
+        self.pose: dict[int, _Pose] = {}
 
     def keep_only(self, ids: set[int]) -> None:
         self.smoother.keep_only(ids)
         self.last = {k: v for k, v in self.last.items() if k in ids}
+        self.pose = {k: v for k, v in self.pose.items() if k in ids}
+
+    def carried(self, tid: int, box: Sequence[float]) -> tuple[Any, Any] | None:
+        """(roll, keypoints) for a face carried forward: its last keypoints moved and scaled with the
+        box (the roll kept); None when the track has no pose yet."""
+        pose = self.pose.get(tid)
+        if pose is None:
+            return None
+        (x0, y0, w0, h0), roll, marks = pose
+        if not marks:
+            return roll, marks
+        x, y, w, h = (float(v) for v in box)
+        s = ((w / w0) + (h / h0)) / 2.0 if w0 > 0 and h0 > 0 else 1.0
+        cx0, cy0, cx, cy = x0 + w0 / 2.0, y0 + h0 / 2.0, x + w / 2.0, y + h / 2.0
+        moved = {k: (cx + s * (px - cx0), cy + s * (py - cy0)) for k, (px, py) in marks.items()}
+        return roll, moved
 
     def observe(self, tid: int, probs: np.ndarray, t: float) -> None:
         self.last[tid] = self.smoother.update(tid, probs, t)
@@ -273,7 +295,13 @@ class VideoStream(Iterator[FrameResult]):
             for (_, tid), row in zip(todo, probs, strict=True):
                 self._state.observe(tid, row, t)
         t4 = time.perf_counter()
-        extras = {tid: (a[1], a[2]) for (_, tid), a in zip(todo, aligned, strict=True)}
+        extras: dict[int, tuple[Any, Any] | None] = {}
+        for (det, tid), a in zip(todo, aligned, strict=True):
+            extras[tid] = (a[1], a[2])
+            self._state.pose[tid] = (tuple(float(v) for v in det.box), a[1], a[2])  # type: ignore[assignment]
+        for det, tid in kept:
+            if tid not in extras:
+                extras[tid] = self._state.carried(tid, det.box)
         faces = [self._face(d, tid, extras.get(tid)) for d, tid in sorted(kept, key=lambda p: p[1])]
         h, w = rgb.shape[:2]
         timings = {"read": read_ms, "detect": _ms(t0, t1), "track": _ms(t1, t2), "align": _ms(t2, t3),
