@@ -394,3 +394,13 @@ def test_analyze_path_does_not_import_torch(crops, model):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(proc.stdout.strip().splitlines()) > 3
+
+
+def test_keypoints_in_the_output_unless_switched_off(shared_data, capsys):
+    photo = shared_data / "media" / "photos" / "fer_justin.jpg"
+    code, out, _ = cli(["analyze", photo, "-f", "jsonl"], capsys)
+    (face,) = json.loads(out)["faces"]
+    assert code == 0 and len(face["keypoints"]) == 15 and "roll" in face  # the shipped keypoint model ran
+    code, out, _ = cli(["analyze", photo, "-f", "jsonl", "--no-keypoints"], capsys)
+    (face,) = json.loads(out)["faces"]
+    assert code == 0 and "nose_tip" not in (face.get("keypoints") or {})

@@ -246,6 +246,9 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, "--model", help="ONNX file or packaged model name (emolens models)"),
         detector: str = typer.Option("auto", "--detector", help="face detector name"),
         no_align: bool = typer.Option(False, "--no-align", help="do not rotate faces upright first"),
+        no_keypoints: bool = typer.Option(
+            False, "--no-keypoints", help="skip the facial-keypoint model (no keypoints/roll in the output)"
+        ),
         tta: bool = typer.Option(False, "--tta", help="also classify the mirrored face and average"),
         cropped: bool = typer.Option(False, "--cropped", help="inputs are face crops: skip detection"),
         batch_size: int = typer.Option(64, "--batch-size", min=1, help="faces per classifier batch"),
@@ -267,7 +270,8 @@ def register(app: typer.Typer) -> None:
             _prepare_outdir(annotate)
         from ..inference.analyzer import Analyzer
 
-        an = Analyzer(model=model, detector=detector, align=not no_align, tta=tta, threads=threads)
+        an = Analyzer(model=model, detector=detector, align=not no_align, tta=tta, threads=threads,
+                      keypoints=False if no_keypoints else None)
         missing = [(a, InvalidInput(f"no such file or folder, or nothing matched: {a}")) for a in unmatched]
         try:
             read, errors = run_analysis(

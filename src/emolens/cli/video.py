@@ -161,6 +161,10 @@ def register(app: typer.Typer) -> None:
         progress: bool | None = typer.Option(None, "--progress/--no-progress", help="progress bar (default: on a tty)"),
         loop: int = typer.Option(1, "--loop", min=1, help="play the file this many times (soak tests)"),
         threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for inference (0 = all)"),
+        no_align: bool = typer.Option(False, "--no-align", help="do not rotate faces upright first"),
+        no_keypoints: bool = typer.Option(
+            False, "--no-keypoints", help="skip the facial-keypoint model (no keypoints/roll in the output)"
+        ),
     ) -> None:
         """Follow every face through a video (or webcam) and read its emotions frame by frame."""
         if (path is None) == (webcam is None):
@@ -173,7 +177,8 @@ def register(app: typer.Typer) -> None:
         from ..video.stream import VideoOptions, iter_video
 
         options = VideoOptions(every=every, smoothing=smoothing, max_duration_s=max_seconds, loop=loop)
-        analyzer = Analyzer(model=model, detector=detector, threads=threads)
+        analyzer = Analyzer(model=model, detector=detector, threads=threads, align=not no_align,
+                            keypoints=False if no_keypoints else None)
         stream = iter_video(analyzer, path if path is not None else int(webcam or 0), options)
         recorder = None
         if out is not None:
