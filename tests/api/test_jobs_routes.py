@@ -13,7 +13,6 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +27,7 @@ from emolens.errors import UnsupportedMedia
 from emolens.jobs.models import RESTARTED, SHUT_DOWN, JobState
 from emolens.jobs.store import JobStore
 from emolens.results import FaceResult, FrameResult
+from emolens.video.stream import VideoProgress
 
 from ..jobs.test_runner import dead_owner
 from .conftest import PROBS, FakeAnalyzer, make_settings
@@ -36,32 +36,17 @@ from .test_routes import assert_error
 WAIT = 30.0
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Same fields as emolens.video.stream.VideoProgress."""
-
-    frames_done: int
-    frames_total: int | None
-    time_s: float
-    elapsed_s: float
-    fps: float
-    eta_s: float | None
-    broken_frames: int
-    missing_frames: int = 0
-    done: bool = False
-
-
 class FakeStream:
     """What iter_video returns: frame results, optionally with RGB frames; reports progress."""
 
-    def __init__(self, owner: VideoFake, source: Path, progress: Callable[[Progress], None] | None) -> None:
+    def __init__(self, owner: VideoFake, source: Path, progress: Callable[[VideoProgress], None] | None) -> None:
         self.owner, self.source, self.callback = owner, source, progress
         self.closed = False
 
     def _report(self, done: int) -> None:
         if self.callback is not None:
             n = self.owner.frames
-            self.callback(Progress(done, n, done / 10, done / 100, 100.0, (n - done) / 100, 0))
+            self.callback(VideoProgress(done, n, done / 10, done / 100, 100.0, (n - done) / 100, 0))
 
     def __iter__(self) -> Iterator[FrameResult]:
         for result, _ in self.with_frames():

@@ -36,13 +36,12 @@ from .bodylimit import human_bytes
 from .deps import get_settings, require_api_key
 from .errors import ApiError
 from .jobs_routes import JobService, finished_job, get_job_service, get_runner
-from .routes import clean_filename
+from .routes import clean_filename, upload_chunks
 from .schemas import CampaignCreatedOut, CampaignFromPathIn, CampaignLinksOut, CampaignOptionsIn, ErrorOut
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 1 << 20
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".csv")
 MAX_FORM_FILES = 100_001  # the parser's hard cap; ``max_campaign_files`` is checked after it (413)
@@ -109,11 +108,8 @@ def _store(upload: UploadFile, dest: Path, budget: int, shown: str, what: str) -
     dest.parent.mkdir(parents=True, exist_ok=True)
     total = 0
     with dest.open("wb") as out:
-        upload.file.seek(0)
-        while chunk := upload.file.read(_CHUNK):
+        for chunk in upload_chunks(upload, budget, f"{shown}: {what} passes the limit of {human_bytes(budget)}"):
             total += len(chunk)
-            if total > budget:
-                raise MediaTooLarge(f"{shown}: {what} passes the limit of {human_bytes(budget)}")
             out.write(chunk)
     return total
 

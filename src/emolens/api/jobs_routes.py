@@ -28,7 +28,7 @@ from typing import Any, cast
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from ..errors import MediaTooLarge, UnsupportedMedia
+from ..errors import UnsupportedMedia
 from ..jobs.campaign import campaign_kind
 from ..jobs.models import JobFailed, JobFileNotFound, JobNotFinished, JobRecord, JobState, JobStoreError
 from ..jobs.runner import JobKind, JobQueueFull, JobRunner
@@ -36,13 +36,12 @@ from ..jobs.store import JobStore
 from ..jobs.video import VIDEO_KIND, RecorderFactory, VideoAnalyzer, check_duration, probe_video, video_kind
 from .bodylimit import human_bytes
 from .deps import Engine, get_settings, require_api_key
-from .routes import clean_filename
+from .routes import clean_filename, upload_chunks
 from .schemas import ErrorOut, JobCreatedOut, JobFileOut, JobLinksOut, JobListOut, JobOut, JobResultOut
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
 _VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
 MEDIA_TYPES = {
     ".csv": "text/csv",
@@ -183,11 +182,8 @@ def save_upload(upload: UploadFile, folder: Path, limit: int, name: str) -> Path
     total = 0
     try:
         with path.open("wb") as out:
-            upload.file.seek(0)
-            while chunk := upload.file.read(_CHUNK):
+            for chunk in upload_chunks(upload, limit, f"{name}: file is larger than the limit of {human_bytes(limit)}"):
                 total += len(chunk)
-                if total > limit:
-                    raise MediaTooLarge(f"{name}: file is larger than the limit of {human_bytes(limit)}")
                 out.write(chunk)
         if total == 0:
             raise UnsupportedMedia(f"{name}: file is empty (0 bytes)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -61,19 +62,24 @@ def clean_filename(name: str | None, fallback: str = "upload") -> str:
     return base[:200] or fallback
 
 
-def read_upload(upload: UploadFile, limit: int, name: str) -> bytes:
-    """All bytes of ``upload``, read in chunks; :class:`MediaTooLarge` as soon as it passes ``limit``."""
-    chunks: list[bytes] = []
+def upload_chunks(upload: UploadFile, limit: int, too_large: str) -> Iterator[bytes]:
+    """The bytes of ``upload`` from its start, in chunks; :class:`MediaTooLarge` (message ``too_large``)
+    as soon as more than ``limit`` bytes have been read."""
     total = 0
     upload.file.seek(0)
     while chunk := upload.file.read(_CHUNK):
         total += len(chunk)
         if total > limit:
-            raise MediaTooLarge(f"{name}: file is larger than the limit of {human_bytes(limit)}")
-        chunks.append(chunk)
-    if total == 0:
+            raise MediaTooLarge(too_large)
+        yield chunk
+
+
+def read_upload(upload: UploadFile, limit: int, name: str) -> bytes:
+    """All bytes of ``upload``, read in chunks; :class:`MediaTooLarge` as soon as it passes ``limit``."""
+    data = b"".join(upload_chunks(upload, limit, f"{name}: file is larger than the limit of {human_bytes(limit)}"))
+    if not data:
         raise UnsupportedMedia(f"{name}: file is empty (0 bytes)")
-    return b"".join(chunks)
+    return data
 
 
 _SUFFIXES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"))
