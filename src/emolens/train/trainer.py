@@ -21,24 +21,21 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..config import OptimConfig, TrainConfig, save_config
+from ..config import OptimConfig, TrainConfig
 from ..data.base import FaceDataset
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..modelmeta import ModelMeta
 from .archs import count_parameters, create_model
 from .augment import BatchAugment
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, save_checkpoint
 from .history import plot_curves, write_history
-from .loop import patience_exhausted, run_epochs
+from .loop import epoch_generator, open_run, patience_exhausted, restore, run_epochs, set_lr
 from .schedule import LRSchedule
 from .tensors import SplitTensors, channel_stats, normalize_batch, split_tensors
 
 log = logging.getLogger("emolens.train")
 
 # Settings that may differ between a run and its resumption (they do not change the result).
-_RESUMABLE_DIFFS = {"out", "device", "threads"}
-
-
 @dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
@@ -69,10 +66,6 @@ def make_optimizer(model: torch.nn.Module, o: OptimConfig) -> torch.optim.Optimi
     if o.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr)
     raise ConfigError(f"optim.optimizer must be sgd or adamw, got {o.optimizer!r}")
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**62)
 
 
 class Trainer:
@@ -135,19 +128,7 @@ class Trainer:
     # ---------------------------------------------------------------- resume
     def _resume(self) -> None:
         path = self.run_dir / "last.pt"
-        ckpt = load_checkpoint(path)
-        saved, now = ckpt.config.to_dict(), self.cfg.to_dict()
-        diffs = sorted(_diff_keys(saved, now) - _RESUMABLE_DIFFS)
-        if diffs:
-            raise CheckpointError(
-                f"{path} was trained with another configuration (differs in: {', '.join(diffs)});"
-                " resume with the same settings or start a new --out folder"
-            )
-        self.model.load_state_dict(ckpt.model_state)
-        if ckpt.optimizer_state:
-            self.optimizer.load_state_dict(ckpt.optimizer_state)
-        if ckpt.scheduler_state:
-            self.schedule.load_state_dict(ckpt.scheduler_state)
+        ckpt = restore(path, self.cfg, self.model, self.optimizer, self.schedule)
         self.history = list(ckpt.history)
         self.best_val_acc = ckpt.best_metric
         self.start_epoch = ckpt.epoch
@@ -174,8 +155,7 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg, model, data = self.cfg, self.model, self.train
         model.train()
-        gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch))
-        torch.manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+        gen = epoch_generator(cfg.seed, epoch)
         order = torch.randperm(len(data), generator=gen)
         nb = max(1, len(data) // cfg.batch_size)  # drop the ragged last batch (BN and mixing prefer full ones)
         total_loss, correct, seen = 0.0, 0, 0
@@ -232,12 +212,7 @@ class Trainer:
 
     def fit(self, resume: bool = False, time_limit_s: float | None = None) -> TrainResult:
         """Train until ``cfg.epochs``, early stopping, or ``time_limit_s`` (then resume later)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self._resume()
-        elif (self.run_dir / "last.pt").exists():
-            raise CheckpointError(f"{self.run_dir} already holds a run (last.pt); use --resume or another --out")
-        save_config(self.cfg, self.run_dir / "config.yaml")
+        open_run(self.run_dir, self.cfg, resume, self._resume)
         log.info(
             "training %s (%d params) on %s: %d train / %d val images, device %s",
             self.cfg.model.arch,
@@ -256,8 +231,7 @@ class Trainer:
 
     def _run_epoch(self, epoch: int) -> None:
         lr = self.schedule.lr_for(epoch)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
+        set_lr(self.optimizer, lr)
         t = time.monotonic()
         train_loss, train_acc = self._train_epoch(epoch)
         val_loss, val_acc, _ = self.evaluate_split(self.val)
@@ -296,14 +270,3 @@ class Trainer:
 
     def _patience_exhausted(self) -> bool:
         return patience_exhausted(self.history, "val_acc", self.cfg.early_stopping)
-
-
-def _diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    for key in set(a) | set(b):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out |= _diff_keys(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.add(f"{prefix}{key}" if prefix else key)
-    return out

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ...config import TrainConfig, save_config
+from ...config import TrainConfig
 from ...data.keypoints import KeypointDataset
 from ...errors import CheckpointError, InvalidInput
 from ...evaluation.keypoints import format_table, keypoint_metrics, per_face_nme, plot_predictions
@@ -43,10 +43,10 @@ from ..archs import keypoint_resnet as _register_keypoint_archs  # noqa: F401  (
 from ..archs.keypoint_resnet import soft_argmax
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..history import plot_curves, write_history
-from ..loop import patience_exhausted, run_epochs
+from ..loop import epoch_generator, open_run, patience_exhausted, restore, run_epochs, set_lr
 from ..schedule import LRSchedule
 from ..tensors import channel_stats, normalize_batch
-from ..trainer import _RESUMABLE_DIFFS, _diff_keys, _epoch_seed, make_optimizer, resolve_device
+from ..trainer import make_optimizer, resolve_device
 from .augment import KeypointAugment
 from .targets import KeypointTensors, heatmap_regulariser, keypoint_loss, keypoint_tensors, to_pixels
 
@@ -148,16 +148,7 @@ class KeypointTrainer:
     # ---------------------------------------------------------------- resume
     def _resume(self) -> None:
         path = self.run_dir / "last.pt"
-        ckpt = load_checkpoint(path)
-        diffs = sorted(_diff_keys(ckpt.config.to_dict(), self.cfg.to_dict()) - _RESUMABLE_DIFFS)
-        if diffs:
-            raise CheckpointError(f"{path} was trained with another configuration (differs in: {', '.join(diffs)});"
-                                  " resume with the same settings or start a new --out folder")
-        self.model.load_state_dict(ckpt.model_state)
-        if ckpt.optimizer_state:
-            self.optimizer.load_state_dict(ckpt.optimizer_state)
-        if ckpt.scheduler_state:
-            self.schedule.load_state_dict(ckpt.scheduler_state)
+        ckpt = restore(path, self.cfg, self.model, self.optimizer, self.schedule)
         self.history, self.best_val_nme = list(ckpt.history), ckpt.best_metric
         self.start_epoch, self.meta = ckpt.epoch, ckpt.meta
         log.info("resumed %s at epoch %d (best val NME %.4f)", path, ckpt.epoch, ckpt.best_metric)
@@ -179,8 +170,7 @@ class KeypointTrainer:
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg, data, size = self.cfg, self.train, self.train.size
         self.model.train()
-        gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch))
-        torch.manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+        gen = epoch_generator(cfg.seed, epoch)
         order = torch.randperm(len(data), generator=gen)
         nb = max(1, len(data) // cfg.batch_size)  # drop the ragged last batch (BN prefers full ones)
         total, nme_sum, seen = 0.0, 0.0, 0
@@ -224,12 +214,7 @@ class KeypointTrainer:
 
     def fit(self, resume: bool = False, time_limit_s: float | None = None) -> KeypointTrainResult:
         """Train until ``cfg.epochs``, early stopping, or ``time_limit_s`` (then resume later)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self._resume()
-        elif (self.run_dir / "last.pt").exists():
-            raise CheckpointError(f"{self.run_dir} already holds a run (last.pt); use --resume or another --out")
-        save_config(self.cfg, self.run_dir / "config.yaml")
+        open_run(self.run_dir, self.cfg, resume, self._resume)
         log.info("training %s (%d params) on %s: %d train / %d val faces, %d points, device %s",
                  self.cfg.model.arch, count_parameters(self.model), self.dataset.name, len(self.train),
                  len(self.val), len(self.dataset.points), self.device)
@@ -242,8 +227,7 @@ class KeypointTrainer:
 
     def _run_epoch(self, epoch: int) -> None:
         lr = self.schedule.lr_for(epoch)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
+        set_lr(self.optimizer, lr)
         t = time.monotonic()
         train_loss, train_nme = self._train_epoch(epoch)
         val_loss, val = self.evaluate_split(self.val)
