@@ -21,18 +21,9 @@ from emolens.inference.landmarks import LandmarkModel, shipped_landmark_path
 
 from .keypointfactory import make_keypoint_model, two_eyes
 from .modelfactory import make_model, tiny_meta
+from .test_analyzer import FixedDetector
 
 LE, RE = KAGGLE15.index("left_eye_center"), KAGGLE15.index("right_eye_center")
-
-
-class FixedDetector:
-    name = "fixed"
-
-    def __init__(self, dets: list[Detection]) -> None:
-        self.dets = dets
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        return list(self.dets)
 
 
 @pytest.fixture(scope="module")
