@@ -30,9 +30,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 WAIT_S = 120  # generous: the real model on a busy 2-core machine
 
 
+def real_photo() -> Path | None:
+    """The first of :data:`PHOTOS` in the shared data, or None when the shared data is absent."""
+    return next((p for p in (SHARED / "media" / "photos" / n for n in PHOTOS) if p.is_file()), None)
+
+
 def server_settings(tmp: Path) -> tuple[Any, Any]:
     """(settings, analyzer_factory): the shipped model when there is one, else the real Analyzer on
-    a tiny generated model, else (no onnx / no Analyzer) the fake analyzer."""
+    a tiny generated model, else (no onnx / no Analyzer) the fake analyzer. Without the shared
+    photos the page is tested with the fake analyzer: a real detector finds no face in a generated
+    image, and the tests need face cards."""
+    if real_photo() is None:
+        return make_settings(), FakeFactory()
     try:
         from emolens.inference.shipped import default_model_path
 
@@ -66,10 +75,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture()
 def photo_path(tmp_path: Path) -> Path:
     """A real photo with a face, or a generated image when the shared data is absent."""
-    for name in PHOTOS:
-        path = SHARED / "media" / "photos" / name
-        if path.is_file():
-            return path
+    found = real_photo()
+    if found is not None:
+        return found
     path = tmp_path / "generated.png"
     path.write_bytes(image_bytes("PNG", (320, 240)))
     return path
