@@ -41,6 +41,7 @@ class ModelConfig:
     arch: str = "seed_cnn"
     width: float = 1.0  # channel multiplier where the architecture supports one
     dropout: float = 0.3
+    head_std: float = 0.0  # >0: classifier re-drawn N(0, head_std), zero bias, so training starts near uniform
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class OptimConfig:
     warmup_epochs: int = 1
     label_smoothing: float = 0.1
     class_weights: bool = False  # weight the loss by inverse class frequency
+    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0 = off)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class TrainConfig:
     seed: int = 0
     early_stopping: int = 0  # stop after this many epochs without a better val metric (0 = never)
     device: str = "auto"  # auto | cpu | cuda
-    amp: bool = True  # mixed precision on CUDA; ignored on CPU
+    amp: bool = True  # bf16 autocast on CUDA when precision is auto
+    precision: str = "auto"  # auto (bf16 where the CPU/GPU runs it natively, else fp32) | fp32 | bf16
     threads: int = 0  # torch CPU threads (0 = torch's default)
     eval_tta: bool = False
     out: str = "runs/default"

@@ -15,7 +15,7 @@ from ..errors import CheckpointError
 from .checkpoint import Checkpoint, load_checkpoint
 from .schedule import LRSchedule
 
-RESUMABLE_DIFFS = {"out", "device", "threads"}
+RESUMABLE_DIFFS = {"out", "device", "threads", "precision"}
 """Config keys a run may change when it is resumed."""
 
 

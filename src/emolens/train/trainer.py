@@ -19,17 +19,19 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..config import OptimConfig, TrainConfig
 from ..data.base import FaceDataset
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..modelmeta import ModelMeta
 from .archs import count_parameters, create_model
 from .augment import BatchAugment
 from .checkpoint import Checkpoint, save_checkpoint
 from .history import plot_curves, write_history
 from .loop import epoch_generator, open_run, patience_exhausted, restore, run_epochs, set_lr
+from .precision import autocast, memory_format, resolve_precision
 from .schedule import LRSchedule
 from .tensors import SplitTensors, channel_stats, normalize_batch, split_tensors
 
@@ -104,6 +106,11 @@ class Trainer:
             width=cfg.model.width,
             dropout=cfg.model.dropout,
         ).to(self.device)
+        init_classifier(self.model, cfg.model.head_std)
+        self.precision = resolve_precision(cfg.precision, self.device, cfg.amp)
+        self.memory_format = memory_format(self.device, self.precision)
+        self.model = self.model.to(memory_format=self.memory_format)
+        self.ema = self._make_ema(cfg.optim.ema)
         self.optimizer = self._make_optimizer()
         self.schedule = LRSchedule(cfg.optim, cfg.epochs)
         self.augment = BatchAugment(cfg.augment)
@@ -117,6 +124,18 @@ class Trainer:
     # ----------------------------------------------------------------- setup
     def _make_optimizer(self) -> torch.optim.Optimizer:
         return make_optimizer(self.model, self.cfg.optim)
+
+    def _make_ema(self, decay: float) -> AveragedModel | None:
+        if not 0 <= decay < 1:
+            raise ConfigError(f"optim.ema must be in [0, 1), got {decay!r}")
+        if decay == 0:
+            return None
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The model that is evaluated and saved: the weight average when ``optim.ema`` is on."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _class_weights(self, k: int) -> torch.Tensor | None:
         if not self.cfg.optim.class_weights:
@@ -133,20 +152,33 @@ class Trainer:
         self.best_val_acc = ckpt.best_metric
         self.start_epoch = ckpt.epoch
         self.meta = ckpt.meta
+        extra = ckpt.extra or {}
+        if self.ema is not None:
+            if "train_state" not in extra or "ema_state" not in extra:
+                raise CheckpointError(f"{path} holds no weight average although optim.ema is on")
+            self.model.load_state_dict(extra["train_state"])
+            self.ema.load_state_dict(extra["ema_state"])
         log.info("resumed %s at epoch %d (best val acc %.4f)", path, ckpt.epoch, ckpt.best_metric)
 
     def _checkpoint(self, epoch: int) -> Checkpoint:
         return Checkpoint(
             config=self.cfg,
             meta=self.meta,
-            model_state={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            model_state=_cpu_state(self.eval_model),
             epoch=epoch,
             history=list(self.history),
             best_metric=self.best_val_acc,
             optimizer_state=self.optimizer.state_dict(),
             scheduler_state=self.schedule.state_dict(),
-            extra={"params": count_parameters(self.model)},
+            extra=self._extra(),
         )
+
+    def _extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"params": count_parameters(self.model), "precision": self.precision}
+        if self.ema is not None:  # the raw weights and the average's step count, to resume exactly
+            extra["train_state"] = _cpu_state(self.model)
+            extra["ema_state"] = _cpu_state(self.ema)
+        return extra
 
     # ------------------------------------------------------------------ loop
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -174,6 +206,7 @@ class Trainer:
             y = data.targets[idx]
             x, y = self.augment.mix(x, y, gen)
             x = normalize_batch(x.to(self.device, non_blocking=True), self._mean, self._std)
+            x = x.contiguous(memory_format=self.memory_format)
             y = y.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = model(x)
@@ -183,6 +216,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(model)
             n = len(idx)
             total_loss += loss.item() * n
             correct += int((logits.argmax(1).cpu() == data.labels[idx]).sum())
@@ -191,19 +226,19 @@ class Trainer:
         return total_loss / seen, correct / seen
 
     def _autocast(self) -> Any:
-        if self.device.type == "cuda" and self.cfg.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return torch.autocast(device_type="cpu", enabled=False)
+        return autocast(self.device, self.precision)
 
     @torch.no_grad()
     def evaluate_split(self, data: SplitTensors, batch_size: int = 512) -> tuple[float, float, torch.Tensor]:
         """(loss, accuracy, probabilities) of the current model on a split, no augmentation."""
-        self.model.eval()
+        model = self.eval_model
+        model.eval()
         probs = []
         for i in range(0, len(data), batch_size):
             x = normalize_batch(data.x[i : i + batch_size].to(self.device), self._mean, self._std)
+            x = x.contiguous(memory_format=self.memory_format)
             with self._autocast():
-                logits = self.model(x)
+                logits = model(x)
             probs.append(torch.softmax(logits.float(), 1).cpu())
         p = torch.cat(probs)
         loss = float(-(data.targets * p.clamp_min(1e-8).log()).sum(1).mean())
@@ -214,13 +249,14 @@ class Trainer:
         """Train until ``cfg.epochs``, early stopping, or ``time_limit_s`` (then resume later)."""
         open_run(self.run_dir, self.cfg, resume, self._resume)
         log.info(
-            "training %s (%d params) on %s: %d train / %d val images, device %s",
+            "training %s (%d params) on %s: %d train / %d val images, device %s, %s",
             self.cfg.model.arch,
             count_parameters(self.model),
             self.dataset.name,
             len(self.train),
             len(self.val),
             self.device,
+            self.precision,
         )
         stopped_early = run_epochs(self.start_epoch, self.cfg.epochs, self._run_epoch, self._patience_exhausted,
                                    time_limit_s)
@@ -270,3 +306,23 @@ class Trainer:
 
     def _patience_exhausted(self) -> bool:
         return patience_exhausted(self.history, "val_acc", self.cfg.early_stopping)
+
+
+def init_classifier(model: torch.nn.Module, std: float) -> None:
+    """Re-draw the last linear layer N(0, ``std``) with zero bias (``std`` 0: leave the architecture's init).
+
+    Small classifier weights make the first logits near zero, so the first epoch starts from a uniform
+    prediction (loss ln K) instead of large random logits that it must first unlearn.
+    """
+    if not 0 <= std < 1:
+        raise ConfigError(f"model.head_std must be in [0, 1), got {std!r}")
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if std == 0 or not linears:
+        return
+    torch.nn.init.normal_(linears[-1].weight, 0.0, std)
+    torch.nn.init.zeros_(linears[-1].bias)
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``module``'s state (contiguous, whatever the training memory format)."""
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
