@@ -19,7 +19,10 @@ class FaceResult:
     ``probabilities`` maps every label of the model to its probability (they sum to 1);
     ``emotion`` is the most probable label. ``keypoints`` (name -> [x, y], image pixels) and
     ``roll`` (degrees, positive = counter-clockwise head tilt) are present when a landmark model ran.
-    ``track_id`` is set by video tracking.
+    ``yaw`` and ``pitch`` (degrees) are the head pose from the face's landmarks: yaw > 0 when the
+    head turns towards the image's right (the subject's left), pitch > 0 when it tilts up; ``looking``
+    is True when both are within the analyser's attention limits (head towards the camera), None
+    when no pose could be estimated. ``track_id`` is set by video tracking.
     """
 
     box: tuple[int, int, int, int]
@@ -29,6 +32,9 @@ class FaceResult:
     keypoints: Mapping[str, tuple[float, float]] | None = None
     roll: float | None = None
     track_id: int | None = None
+    yaw: float | None = None
+    pitch: float | None = None
+    looking: bool | None = None
 
     @property
     def confidence(self) -> float:
@@ -45,6 +51,12 @@ class FaceResult:
             d["keypoints"] = {k: [round(float(x), 2), round(float(y), 2)] for k, (x, y) in self.keypoints.items()}
         if self.roll is not None:
             d["roll"] = round(float(self.roll), 2)
+        if self.yaw is not None:
+            d["yaw"] = round(float(self.yaw), 2)
+        if self.pitch is not None:
+            d["pitch"] = round(float(self.pitch), 2)
+        if self.looking is not None:
+            d["looking"] = bool(self.looking)
         if self.track_id is not None:
             d["track_id"] = int(self.track_id)
         return d
