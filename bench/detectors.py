@@ -46,6 +46,10 @@ PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "media
 NEGATIVES = ("dlib_dogs.jpg", "fer_no_faces_cartoon.jpg")
 
 STANDARD: list[tuple[str, dict[str, Any]]] = [
+    ("yunet", {}),
+    ("yunet", {"score_threshold": 0.7}),
+    ("yunet", {"score_threshold": 0.9}),
+    ("yunet", {"max_side": 640}),
     ("haar", {}),
     ("haar", {"equalize": True}),
     ("haar", {"cascade": "default", "min_neighbors": 5}),

@@ -1,4 +1,4 @@
-"""Speed and memory of streamed video analysis (``Analyzer.iter_video``) on this machine.
+"""Speed and memory of streamed video analysis (``emolens.video.stream.iter_video``) on this machine.
 
 It prints, beside the project's target (>= 30 fps at 640x360 with every frame classified):
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from emolens.inference.analyzer import Analyzer
 from emolens.video.outputs import VideoRecorder
 from emolens.video.reader import probe_video
-from emolens.video.stream import VideoOptions
+from emolens.video.stream import VideoOptions, iter_video
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOLENS_SHARED", REPO.parent / "shared")) / "data"
@@ -65,7 +65,7 @@ def run_once(an: Analyzer, clip: Path, options: VideoOptions) -> tuple[float, in
     sums = dict.fromkeys(STAGES, 0.0)
     n = 0
     t0 = time.perf_counter()
-    for frame in an.iter_video(clip, options):
+    for frame in iter_video(an, clip, options):
         n += 1
         for k in STAGES:
             sums[k] += frame.timings_ms.get(k, 0.0)
@@ -101,7 +101,7 @@ def soak(an: Analyzer, clip: Path, minutes: float, samples: int = 20) -> None:
     options = replace(DEFAULT, loop=loops, max_duration_s=minutes * 60)
     print(f"\n== memory: {clip.name} looped to {minutes:g} min of video, recorded to a temporary folder")
     with tempfile.TemporaryDirectory() as tmp:
-        stream = an.iter_video(clip, options)
+        stream = iter_video(an, clip, options)
         recorder = VideoRecorder(Path(tmp), an.labels, fps=info.fps)
         step = max(1, int(minutes * 60 * (info.fps or 30.0) / samples))
         points: list[tuple[int, float, float]] = []

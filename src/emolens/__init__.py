@@ -15,8 +15,9 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .inference.analyzer import Analyzer
     from .results import FaceResult, FrameResult, ImageResult
+    from .video.stream import iter_video
 
-__all__ = ["Analyzer", "FaceResult", "FrameResult", "ImageResult", "__version__"]
+__all__ = ["Analyzer", "FaceResult", "FrameResult", "ImageResult", "__version__", "iter_video"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,6 +25,10 @@ def __getattr__(name: str) -> Any:
         from .inference.analyzer import Analyzer
 
         return Analyzer
+    if name == "iter_video":
+        from .video.stream import iter_video
+
+        return iter_video
     if name in ("FaceResult", "FrameResult", "ImageResult"):
         from . import results
 

@@ -22,7 +22,8 @@ class FaceResult:
     ``yaw`` and ``pitch`` (degrees) are the head pose from the face's landmarks: yaw > 0 when the
     head turns towards the image's right (the subject's left), pitch > 0 when it tilts up; ``looking``
     is True when both are within the analyser's attention limits (head towards the camera), None
-    when no pose could be estimated. ``track_id`` is set by video tracking.
+    when no pose could be estimated. ``whole_image`` is True when no face was detected in a small
+    image (a face crop) and the whole image was analysed as the face. ``track_id`` is set by video tracking.
     """
 
     box: tuple[int, int, int, int]
@@ -35,6 +36,7 @@ class FaceResult:
     yaw: float | None = None
     pitch: float | None = None
     looking: bool | None = None
+    whole_image: bool = False
 
     @property
     def confidence(self) -> float:
@@ -57,6 +59,8 @@ class FaceResult:
             d["pitch"] = round(float(self.pitch), 2)
         if self.looking is not None:
             d["looking"] = bool(self.looking)
+        if self.whole_image:
+            d["whole_image"] = True
         if self.track_id is not None:
             d["track_id"] = int(self.track_id)
         return d

@@ -13,7 +13,7 @@ import pytest
 
 from emolens.inference.analyzer import Analyzer
 from emolens.inference.shipped import INDEX, assets_dir
-from emolens.video.stream import VideoOptions
+from emolens.video.stream import VideoOptions, iter_video
 
 pytestmark = pytest.mark.shared
 
@@ -35,7 +35,7 @@ def track_stats(analyzer: Analyzer, path: Path, **kw) -> tuple[Counter[int], dic
     counts: Counter[int] = Counter()
     spans: dict[int, tuple[float, float]] = {}
     last_t = 0.0
-    for frame in analyzer.iter_video(path, VideoOptions(**kw)):
+    for frame in iter_video(analyzer, path, VideoOptions(**kw)):
         last_t = frame.time_s
         for face in frame.faces:
             assert face.track_id is not None
@@ -79,7 +79,7 @@ def shipped_analyzer() -> Analyzer:
 @pytest.mark.parametrize("clip", ["huimiang_1543684773_anger.avi", "huimiang_1543684810_anger.avi"])
 def test_neutral_to_angry_clips_show_anger_rising(videos: Path, shipped_analyzer: Analyzer, clip: str) -> None:
     anger = []
-    for frame in shipped_analyzer.iter_video(videos / clip):
+    for frame in iter_video(shipped_analyzer, videos / clip):
         if frame.faces:
             anger.append(max(f.probabilities["anger"] for f in frame.faces))
     assert len(anger) >= 30

@@ -19,7 +19,7 @@ def two_faces(n: int = 30) -> list:
 
 def test_two_faces_keep_ids_and_emotions(tmp_path: Path, square_analyzer) -> None:
     path = write_video(tmp_path / "two.avi", two_faces(), fps=FPS, size=(120, 160))
-    frames = list(square_analyzer().iter_video(path, VideoOptions(detect_interval_s=0.2)))
+    frames = list(iter_video(square_analyzer(), path, VideoOptions(detect_interval_s=0.2)))
     assert len(frames) == 30
     assert [f.index for f in frames] == list(range(30))
     assert [f.time_s for f in frames] == pytest.approx([i / FPS for i in range(30)])
@@ -92,7 +92,7 @@ def test_limits_and_progress(tmp_path: Path, square_analyzer) -> None:
 
 def test_with_frames_and_early_close(tmp_path: Path, square_analyzer) -> None:
     path = write_video(tmp_path / "v.avi", two_faces(10), fps=FPS, size=(120, 160))
-    stream = square_analyzer().iter_video(path)
+    stream = iter_video(square_analyzer(), path)
     result, rgb = next(stream.with_frames())
     assert rgb.shape == (120, 160, 3) and result.index == 0
     stream.close()
@@ -104,9 +104,9 @@ def test_bad_files_fail_before_any_frame(tmp_path: Path, square_analyzer) -> Non
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n" * 20)
     with pytest.raises(UnsupportedMedia, match=r"notes\.mp4"):
-        square_analyzer().iter_video(text)
+        iter_video(square_analyzer(), text)
     with pytest.raises(UnsupportedMedia, match="no such video"):
-        square_analyzer().iter_video(tmp_path / "nope.avi")
+        iter_video(square_analyzer(), tmp_path / "nope.avi")
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """CLI command ``emolens video PATH | --webcam INDEX``: emotions of every face through a video or live.
 
-A thin shell over :meth:`emolens.inference.analyzer.Analyzer.iter_video` and
+A thin shell over :func:`emolens.video.stream.iter_video` and
 :class:`emolens.video.outputs.VideoRecorder`: it streams the video, records the outputs into
 ``--out DIR`` as frames arrive (CSV, Parquet, per-track summaries, timelines, optional annotated
 MP4), shows a live window when a display exists (otherwise prints a summary line every few

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -32,13 +31,11 @@ from ..results import FaceResult, ImageResult
 from .align import crop_face, eye_angle
 from .detect import Detection, Detector, create_detector, to_gray
 from .eyes import HaarEyeFinder
+from .headpose import AttentionLimits, HeadPose, estimate_pose
 from .imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageSource, load_image
 from .landmarks import LandmarkModel, shipped_landmark_path
 from .onnx_model import EmotionModel
 from .shipped import resolve_model
-
-if TYPE_CHECKING:
-    from ..video.stream import VideoOptions, VideoProgress, VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +49,12 @@ DEFAULT_MIN_FACE = 16
 """Faces whose box side is smaller than this many pixels are ignored."""
 MIN_ROLL, MAX_ROLL = 1.0, 45.0
 """Tilts below MIN_ROLL degrees are not worth a rotation; above MAX_ROLL the eyes are not trusted."""
+WHOLE_IMAGE_MAX_SIDE = 160
+"""Images up to this many pixels on their longer side in which the detector finds no face may be taken as
+one face filling the image (dataset face crops such as FER2013's 48x48), flagged ``whole_image``: see
+:func:`looks_like_face_crop`."""
+WHOLE_IMAGE_ASPECT = (0.8, 1.25)
+WHOLE_IMAGE_MIN_STD = 8.0
 
 ImageItem = ImageSource | tuple[str, ImageSource]
 """An item of :meth:`Analyzer.analyze_many`: an image, or ``(name, image)`` to name it in results."""
@@ -70,6 +73,8 @@ class _Prepared:
     crops: list[np.ndarray]
     rolls: list[float | None]
     keypoints: list[dict[str, tuple[float, float]] | None]
+    poses: list[HeadPose | None] = field(default_factory=list)
+    whole_image: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -95,6 +100,11 @@ class Analyzer:
     ``extra["crop_margin"]`` when its metadata has one, else :data:`DEFAULT_MARGIN`; the crop
     centre likewise follows ``extra["crop_shift"]`` or :data:`DEFAULT_CENTER_SHIFT`). ``min_face``: smallest face
     side in pixels. ``max_pixels`` / ``max_bytes``: input limits (:class:`~emolens.errors.MediaTooLarge`).
+    ``attention``: the yaw/pitch limits within which a face counts as ``looking`` at the camera
+    (:class:`~.headpose.AttentionLimits`, default 30/25 degrees); every face gets ``yaw``, ``pitch`` and
+    ``looking`` from the detector's five landmarks (YuNet) or, failing those, the keypoint model's.
+    ``whole_image_fallback``: an image of at most :data:`WHOLE_IMAGE_MAX_SIDE` pixels in which no face is
+    found is analysed as one face filling it, flagged ``whole_image`` (detection score 0).
     """
 
     def __init__(
@@ -110,6 +120,8 @@ class Analyzer:
         max_bytes: int = DEFAULT_MAX_BYTES,
         providers: Sequence[str] | None = None,
         keypoints: str | Path | LandmarkModel | bool | None = None,
+        attention: AttentionLimits | None = None,
+        whole_image_fallback: bool = True,
     ) -> None:
         if min_face < 1 or max_pixels < 1 or max_bytes < 1 or threads < 0:
             raise InvalidInput("min_face, max_pixels and max_bytes must be positive and threads >= 0")
@@ -133,6 +145,10 @@ class Analyzer:
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
         self.landmarks = _landmark_model(keypoints, threads, providers)
         self._eyes = HaarEyeFinder() if align and self.landmarks is None else None
+        if attention is not None and not isinstance(attention, AttentionLimits):
+            raise InvalidInput(f"attention must be an AttentionLimits, got {type(attention).__name__}")
+        self.attention = attention or AttentionLimits()
+        self.whole_image_fallback = whole_image_fallback
 
     @property
     def meta(self) -> ModelMeta:
@@ -152,6 +168,14 @@ class Analyzer:
         """Faces in an RGB image, at least ``min_face`` pixels, sorted left to right."""
         dets = [d for d in self.detector.detect(rgb) if min(d.box[2], d.box[3]) >= self.min_face]
         return sorted(dets, key=lambda d: (d.box[0], d.box[1]))
+
+    def head_pose(
+        self, det: Detection | None, keypoints: dict[str, tuple[float, float]] | None, size: tuple[int, int]
+    ) -> HeadPose | None:
+        """Head pose of one face in an image of ``size`` = (height, width), from the detector's five
+        landmarks, else the keypoint model's points; None when neither gives the five points."""
+        pose = estimate_pose(det.landmarks, size) if det is not None and det.landmarks else None
+        return pose if pose is not None else estimate_pose(keypoints, size)
 
     def align_face(
         self, rgb: np.ndarray, det: Detection, gray: np.ndarray | None = None
@@ -198,13 +222,16 @@ class Analyzer:
         img = load_image(image, max_bytes=self.max_bytes, max_pixels=self.max_pixels, name=source)
         rgb, (h, w) = img.rgb, img.rgb.shape[:2]
         t1 = time.perf_counter()
-        if cropped:  # the whole image is one face (FER-style crops)
-            crop, roll, marks = (rgb, None, None) if self.landmarks is None else self._landmark_faces(
-                rgb, [(0, 0, w, h)], cropped=True)[0]
-            p = _Prepared(img.source, w, h, [(0, 0, w, h)], [1.0], [crop], [roll], [marks])
+        if cropped:  # the caller says the whole image is one face (FER-style crops)
+            p = self._prepare_whole(img.source, rgb, score=1.0)
             p.timings = {"decode": _ms(t0, t1), "detect": 0.0, "align": _ms(t1, time.perf_counter())}
             return p
         dets = self.detect_faces(rgb)
+        if not dets and self.whole_image_fallback and looks_like_face_crop(rgb):
+            t2 = time.perf_counter()
+            p = self._prepare_whole(img.source, rgb, score=0.0)
+            p.timings = {"decode": _ms(t0, t1), "detect": _ms(t1, t2), "align": _ms(t2, time.perf_counter())}
+            return p
         t2 = time.perf_counter()
         if self.landmarks is not None:
             aligned = self._landmark_faces(rgb, [d.box for d in dets])
@@ -215,19 +242,31 @@ class Analyzer:
         p = _Prepared(
             img.source, w, h, [d.box for d in dets], [d.score for d in dets],
             [a[0] for a in aligned], [a[1] for a in aligned], [a[2] for a in aligned],
+            [self.head_pose(d, a[2], (h, w)) for d, a in zip(dets, aligned, strict=True)],
         )
         p.timings = {"decode": _ms(t0, t1), "detect": _ms(t1, t2), "align": _ms(t2, t3)}
         return p
+
+    def _prepare_whole(self, source: str, rgb: np.ndarray, score: float) -> _Prepared:
+        """The image as one face filling it (no detection): framing kept, levelled by the keypoint model."""
+        h, w = rgb.shape[:2]
+        crop, roll, marks = (rgb, None, None) if self.landmarks is None else self._landmark_faces(
+            rgb, [(0, 0, w, h)], cropped=True)[0]
+        pose = self.head_pose(None, marks, (h, w))
+        return _Prepared(source, w, h, [(0, 0, w, h)], [score], [crop], [roll], [marks], [pose], whole_image=True)
 
     def _result(self, p: _Prepared, probs: np.ndarray, classify_ms: float) -> ImageResult:
         faces = []
         for i, box in enumerate(p.boxes):
             row = probs[i]
             k = int(np.argmax(row))
+            pose = p.poses[i] if i < len(p.poses) else None
             faces.append(FaceResult(
                 box=box, detection_score=float(p.scores[i]), emotion=self.labels[k],
                 probabilities={lab: float(v) for lab, v in zip(self.labels, row, strict=True)},
                 keypoints=p.keypoints[i], roll=p.rolls[i],
+                yaw=None if pose is None else pose.yaw, pitch=None if pose is None else pose.pitch,
+                looking=self.attention.looking(pose), whole_image=p.whole_image,
             ))
         timings = {**p.timings, "classify": classify_ms}
         return ImageResult(p.source, p.width, p.height, tuple(faces), timings, self.model_name)
@@ -320,23 +359,6 @@ class Analyzer:
             yield self._result(p, probs[start : start + k], per_face * k)
             start += k
 
-    def iter_video(
-        self,
-        source: str | Path | int,
-        options: VideoOptions | None = None,
-        progress: Callable[[VideoProgress], None] | None = None,
-    ) -> VideoStream:
-        """Analyse a video file or webcam (index) frame by frame, faces tracked across frames.
-
-        Returns a :class:`~emolens.video.stream.VideoStream`: an iterator of
-        :class:`~emolens.results.FrameResult` (``.with_frames()`` adds the RGB frames); see
-        :mod:`emolens.video.stream` for the options, progress reports and errors (a bad file
-        raises :class:`~emolens.errors.UnsupportedMedia` here).
-        """
-        from ..video.stream import iter_video
-
-        return iter_video(self, source, options, progress)
-
     def classify_crops(self, crops: Sequence[np.ndarray], batch_size: int = 64) -> list[dict[str, float]]:
         """Face crops (RGB or gray uint8, any size, no detection) -> label -> probability, one dict each."""
         probs = self.model.predict(list(crops), batch_size=batch_size, tta=self.tta)
@@ -346,6 +368,17 @@ class Analyzer:
         kp = None if self.landmarks is None else self.landmarks.name
         return (f"Analyzer(model={self.model_name!r}, detector={getattr(self.detector, 'name', '?')!r}, "
                 f"keypoints={kp!r}, align={self.align}, tta={self.tta})")
+
+
+def looks_like_face_crop(rgb: np.ndarray) -> bool:
+    """Whether an image in which no face was found may still be a face crop: at most
+    :data:`WHOLE_IMAGE_MAX_SIDE` pixels, nearly square (:data:`WHOLE_IMAGE_ASPECT`, as dataset crops are)
+    and not flat (grey-level standard deviation of at least :data:`WHOLE_IMAGE_MIN_STD`: a blank or
+    single-colour image is no face)."""
+    h, w = rgb.shape[:2]
+    if max(h, w) > WHOLE_IMAGE_MAX_SIDE or not WHOLE_IMAGE_ASPECT[0] <= w / h <= WHOLE_IMAGE_ASPECT[1]:
+        return False
+    return float(to_gray(rgb).std()) >= WHOLE_IMAGE_MIN_STD
 
 
 def _landmark_model(

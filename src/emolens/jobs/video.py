@@ -2,7 +2,7 @@
 
 :func:`probe_video` checks an upload before a job is created (OpenCV opens it and decodes one
 frame; duration from its frame count and rate when the container tells them). :func:`video_kind`
-builds the job kind: it runs ``analyzer.iter_video`` with progress reports, feeds every frame
+builds the job kind: it runs :func:`emolens.video.stream.iter_video` with progress reports, feeds every frame
 result to a :class:`~emolens.video.outputs.VideoRecorder` writing into the job's folder and
 returns the recorder's summary as the job's result. The upload is deleted once the job has ended
 (or moved to ``keep_dir``).
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import EmolensError, MediaTooLarge
+from ..partial import video_warnings
 from ..results import FrameResult
 from .models import JobRecord
 from .runner import JobContext, JobInterrupted, JobKind
@@ -131,13 +132,24 @@ def _progress_report(ctx: JobContext) -> Callable[[Any], None]:
     return on_progress
 
 
+def _open_stream(analyzer: Any, upload: Path, options: Any, progress: Any) -> Any:
+    """The frame stream of ``upload``: :func:`emolens.video.stream.iter_video` over the engine, or the
+    analyzer's own ``iter_video`` when it streams video itself (a test double, a remote backend)."""
+    own = getattr(analyzer, "iter_video", None)
+    if callable(own):
+        return own(upload, options, progress=progress)
+    from ..video.stream import iter_video
+
+    return iter_video(analyzer, upload, options, progress)
+
+
 def _analyse(
     ctx: JobContext, analyzer: VideoAnalyzer, recorder: Recorder, upload: Path, options: Any, limit: float | None
 ) -> tuple[int, Any]:
     """Feed every frame result (with its RGB frame when the recorder draws) to ``recorder``; returns
     the number of frames and the stream's final progress. A video longer than ``limit`` seconds is
     :class:`MediaTooLarge`."""
-    stream = analyzer.iter_video(upload, options, progress=_progress_report(ctx))
+    stream = _open_stream(analyzer, upload, options, _progress_report(ctx))
     draw = bool(ctx.params.get("options", {}).get("annotate"))
     frames = 0
     try:
@@ -217,6 +229,8 @@ def video_kind(
             _close_quietly(recorder)
             raise
         body = _public_summary(recorder.close(final), ctx.out_dir)
+        for warning in video_warnings(final):  # the job ends partial, not succeeded
+            ctx.warn(f"{name}: {warning}")
         summary_file = ctx.out_dir / "summary.json"
         if summary_file.is_file():  # the recorder's copy names server paths: keep the public one
             summary_file.write_text(json.dumps(body, indent=2), encoding="utf-8")

@@ -4,7 +4,7 @@
 * :mod:`.regions` finds faces fast (full frames now and then, regions around tracks between);
 * :mod:`.tracker` gives each face a track id (ByteTrack-like, timed in seconds);
 * :mod:`.smoothing` smooths probabilities per track (time-aware EMA);
-* :mod:`.stream` ties them together: ``Analyzer.iter_video`` / :func:`.stream.iter_video`;
+* :mod:`.stream` ties them together: :func:`.stream.iter_video` (also ``emolens.iter_video``);
 * :mod:`.outputs` records a stream to CSV, Parquet, per-track summaries, timelines and MP4;
 * :mod:`.live` shows a stream in a window or reports it on stderr.
 

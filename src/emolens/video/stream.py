@@ -1,8 +1,8 @@
 """Streamed video analysis: one :class:`~emolens.results.FrameResult` per decoded frame, faces with track ids.
 
-    from emolens import Analyzer
+    from emolens import Analyzer, iter_video
     from emolens.video.stream import VideoOptions
-    for frame in Analyzer().iter_video("clip.mp4", VideoOptions(every=3, smoothing=0.8)):
+    for frame in iter_video(Analyzer(), "clip.mp4", VideoOptions(every=3, smoothing=0.8)):
         for face in frame.faces:
             print(frame.time_s, face.track_id, face.emotion)
 
