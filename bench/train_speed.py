@@ -1,13 +1,15 @@
 """Training and inference speed of every registered architecture on synthetic 48x48 faces.
 
-For each architecture and device it prints: parameters, multiply-adds per image (MMAC; FLOPs are
-about twice that), training images/s (forward + backward + SGD step on batch 128, with
+For each architecture, width and device it prints: parameters, multiply-adds per image (MMAC; FLOPs
+are about twice that), training images/s (forward + backward + SGD step on batch 128, with
 augmentation off and on; augmentation time is included), PyTorch inference images/s (eval mode,
-batch 64) and, with ``--onnx``, ONNX Runtime inference images/s. CPU always; CUDA with AMP
-(float16 + GradScaler) when a GPU is present. Rates come from the median batch time, robust to
-other work on a shared machine; ``--clock cpu --threads 1`` gives images per CPU-second, steadier still.
+batch 64) and, with ``--onnx``, ONNX Runtime inference images/s. On the CPU each row is measured in
+fp32 and in bf16 (autocast + channels_last, as ``train.precision=bf16`` trains) side by side, with the
+bf16/fp32 ratio of training speed (``--precision`` picks one). CUDA runs AMP (float16 + GradScaler)
+when a GPU is present. Rates come from the median batch time, robust to other work on a shared
+machine; ``--clock cpu --threads 1`` gives images per CPU-second, steadier still.
 
-    .venv/bin/python bench/train_speed.py --archs tiny,seed_cnn --batches 10 --threads 2
+    .venv/bin/python bench/train_speed.py --archs seed_cnn,vgg --width 0.5,1 --threads 2
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from torch import nn
 from emolens.config import AugmentConfig
 from emolens.train.archs import count_parameters, create_model, list_models
 from emolens.train.augment import BatchAugment
+from emolens.train.precision import autocast, cpu_has_native_bf16, memory_format
 
 NUM_CLASSES = 7
 SIZE = 48
@@ -77,11 +80,21 @@ def _timed(step: Callable[[], object], warmup: int, batches: int, device: torch.
     return max(statistics.median(times), 1e-9)
 
 
-def _autocast(device: torch.device) -> AbstractContextManager[object]:
-    return torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
+def _autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
+    """float16 AMP on CUDA; on the CPU the trainer's own context for ``precision`` (fp32 or bf16)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return autocast(device, precision) if precision == "bf16" else nullcontext()
 
 
-def train_speed(model: nn.Module, device: torch.device, augment: bool, args: argparse.Namespace) -> float:
+def _format(device: torch.device, precision: str, args: argparse.Namespace) -> torch.memory_format:
+    """The trainer's memory format for ``precision`` (channels_last for CPU bf16), or channels_last
+    everywhere with ``--channels-last``."""
+    return torch.channels_last if args.channels_last else memory_format(device, precision)
+
+
+def train_speed(model: nn.Module, device: torch.device, precision: str, augment: bool,
+                args: argparse.Namespace) -> float:
     """Training images/s: augmentation (optional), forward, loss, backward, SGD step."""
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -90,13 +103,14 @@ def train_speed(model: nn.Module, device: torch.device, augment: bool, args: arg
     x = torch.rand(args.batch_size, 1, SIZE, SIZE, device=device)
     y = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
     aug = BatchAugment(AugmentConfig())
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    fmt = _format(device, precision, args)
 
     def step() -> None:
         batch = (aug(x, gen) if augment else x).contiguous(memory_format=fmt)
         opt.zero_grad(set_to_none=True)
-        with _autocast(device):
-            loss = nn.functional.cross_entropy(model(batch), y, label_smoothing=0.1)
+        with _autocast(device, precision):
+            logits = model(batch)
+        loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=0.1)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
@@ -104,14 +118,14 @@ def train_speed(model: nn.Module, device: torch.device, augment: bool, args: arg
     return args.batch_size / _timed(step, args.warmup, args.batches, device, args.clock)
 
 
-def infer_speed(model: nn.Module, device: torch.device, args: argparse.Namespace) -> float:
+def infer_speed(model: nn.Module, device: torch.device, precision: str, args: argparse.Namespace) -> float:
     """Inference images/s in eval mode (no autograd), batch ``--infer-batch``."""
     model.eval()
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    x = torch.rand(args.infer_batch, 1, SIZE, SIZE, device=device).contiguous(memory_format=fmt)
+    x = torch.rand(args.infer_batch, 1, SIZE, SIZE, device=device).contiguous(
+        memory_format=_format(device, precision, args))
 
     def step() -> None:
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), _autocast(device, precision):
             model(x)
 
     return args.infer_batch / _timed(step, args.warmup, args.batches, device, args.clock)
@@ -136,16 +150,19 @@ def onnx_speed(model: nn.Module, args: argparse.Namespace) -> float:
                                      args.clock)
 
 
-def bench_arch(name: str, device: torch.device, args: argparse.Namespace) -> dict[str, float]:
+def bench_arch(name: str, width: float, device: torch.device, precision: str,
+               args: argparse.Namespace) -> dict[str, float]:
+    """One row of figures for ``name`` at ``width`` on ``device`` in ``precision`` (fp32 | bf16)."""
     torch.manual_seed(0)
-    model = create_model(name, NUM_CLASSES, in_channels=1, input_size=SIZE, width=args.width).to(device)
-    if args.channels_last:
-        model = cast(Any, model).to(memory_format=torch.channels_last)  # Module.to's stubs lack it
+    model = create_model(name, NUM_CLASSES, in_channels=1, input_size=SIZE, width=width).to(device)
+    model = cast(Any, model).to(memory_format=_format(device, precision, args))  # Module.to's stubs lack it
     row = {"params": count_parameters(model), "mmac": count_macs(model) / 1e6}
-    row["train"] = train_speed(model, device, augment=False, args=args)
-    row["train_aug"] = train_speed(model, device, augment=True, args=args)
-    row["infer"] = infer_speed(model, device, args)
-    row["ort"] = onnx_speed(model, args) if args.onnx and device.type == "cpu" else float("nan")
+    row["train"] = train_speed(model, device, precision, augment=False, args=args)
+    row["train_aug"] = train_speed(model, device, precision, augment=True, args=args)
+    row["infer"] = infer_speed(model, device, precision, args)
+    ort_wanted = args.onnx and device.type == "cpu" and precision == "fp32"
+    row["ort"] = onnx_speed(model.float().to(memory_format=torch.contiguous_format), args) if ort_wanted \
+        else float("nan")
     return row
 
 
@@ -165,7 +182,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--batch-size", type=int, default=128, help="training batch (default 128)")
     p.add_argument("--infer-batch", type=int, default=64, help="inference batch (default 64)")
-    p.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1.0)")
+    p.add_argument("--width", default="1", help="width multiplier(s), comma-separated (default 1)")
+    p.add_argument("--precision", choices=["both", "fp32", "bf16"], default="both",
+                   help="CPU training precision: fp32 and bf16 side by side (default), or one of them")
     p.add_argument("--device", choices=["all", "cpu", "cuda"], default="all",
                    help="cpu, cuda, or all (CPU plus CUDA when available; the default)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
@@ -179,9 +198,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [a for a in args.arch_list if a not in known]
     if unknown:
         p.error(f"unknown architecture(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    try:
+        args.widths = [float(w) for w in args.width.split(",") if w.strip()]
+    except ValueError:
+        p.error(f"--width must be numbers separated by commas, got {args.width!r}")
+    if not args.widths or min(args.widths) <= 0:
+        p.error("--width must list positive multipliers")
+    args.precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
     if min(args.batches, args.batch_size, args.infer_batch) < 1 or args.warmup < 0:
         p.error("--batches, --batch-size and --infer-batch must be >= 1, --warmup >= 0")
     return args
+
+
+def _cells(r: dict[str, float] | None) -> str:
+    if r is None:
+        return f" {'-':>9} {'-':>9} {'-':>9}"
+    return f" {r['train']:>9.0f} {r['train_aug']:>9.0f} {r['infer']:>9.0f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,20 +226,39 @@ def main(argv: list[str] | None = None) -> None:
             devices.append(torch.device("cuda"))
         elif args.device == "cuda":
             raise SystemExit("--device cuda: no CUDA device available")
-    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, width {args.width}, "
-          f"train batch {args.batch_size}, infer batch {args.infer_batch}, {args.batches} timed batches"
-          f"{', channels-last' if args.channels_last else ''}, {args.clock} clock")
-    header = f"{'device':<8} {'arch':<10} {'params':>11} {'MMAC/img':>9} {'train img/s':>12} " \
-             f"{'train+aug':>10} {'infer img/s':>12}" + (f" {'ORT img/s':>10}" if args.onnx else "")
+    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, native CPU bf16 "
+          f"{'yes' if cpu_has_native_bf16() else 'no (bf16 is emulated, slow)'}, train batch {args.batch_size}, "
+          f"infer batch {args.infer_batch}, {args.batches} timed batches"
+          f"{', channels-last everywhere' if args.channels_last else ''}, {args.clock} clock")
+    print("images/s per precision: train (no augmentation), train+aug (default augmentation), infer; "
+          "bf16 = autocast + channels_last")
+    both = args.precisions == ["fp32", "bf16"]
+    header = f"{'device':<8} {'arch':<10} {'width':>5} {'params':>11} {'MMAC/img':>9}"
+    for prec in args.precisions:
+        header += f" {prec + ' train':>9} {'+aug':>9} {'infer':>9}"
+    header += (f" {'bf16/fp32':>9}" if both else "") + (f" {'ORT img/s':>10}" if args.onnx else "")
     print(header)
     print("-" * len(header))
     for device in devices:
         label = "cuda+amp" if device.type == "cuda" else "cpu"
         for name in args.arch_list:
-            r = bench_arch(name, device, args)
-            ort_col = f" {r['ort']:>10.0f}" if args.onnx and device.type == "cpu" else ""
-            print(f"{label:<8} {name:<10} {r['params']:>11,} {r['mmac']:>9.1f} {r['train']:>12.0f} "
-                  f"{r['train_aug']:>10.0f} {r['infer']:>12.0f}{ort_col}", flush=True)
+            for width in args.widths:
+                rows: dict[str, dict[str, float] | None] = {}
+                for prec in args.precisions:  # CUDA measures its AMP once, in the first column
+                    first = prec == args.precisions[0]
+                    rows[prec] = bench_arch(name, width, device, prec, args) if device.type == "cpu" or first \
+                        else None
+                any_row = next(r for r in rows.values() if r is not None)
+                line = f"{label:<8} {name:<10} {width:>5g} {int(any_row['params']):>11,} {any_row['mmac']:>9.1f}"
+                line += "".join(_cells(rows[prec]) for prec in args.precisions)
+                if both:
+                    fp32, bf16 = rows["fp32"], rows["bf16"]
+                    ratio = f"{bf16['train_aug'] / fp32['train_aug']:.2f}x" if fp32 and bf16 else "-"
+                    line += f" {ratio:>9}"
+                if args.onnx:
+                    ort = rows.get("fp32")
+                    line += f" {ort['ort']:>10.0f}" if ort and device.type == "cpu" else f" {'-':>10}"
+                print(line, flush=True)
         print(f"{label:<8} augment alone (default AugmentConfig): {aug_speed(device, args):,.0f} img/s")
 
 

@@ -1,8 +1,8 @@
 """Training configuration as frozen dataclasses: a YAML file, then CLI overrides, saved with each run.
 
 ``load_config(path, overrides)`` builds a :class:`TrainConfig` from a YAML file (sections ``data``,
-``model``, ``augment``, ``optim`` plus top-level keys) and ``key.sub=value`` overrides. Unknown keys
-are refused with a "did you mean" suggestion.
+``model``, ``augment``, ``optim``, ``distill`` plus top-level keys) and ``key.sub=value`` overrides.
+Unknown keys are refused with a "did you mean" suggestion.
 """
 
 from __future__ import annotations
@@ -73,11 +73,19 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    teacher: str = ""  # a trained teacher (.pt checkpoint or .onnx) to distil from ("" = no distillation)
+    alpha: float = 0.5  # weight of the teacher's soft outputs in the loss (1 - alpha: the labels)
+    temperature: float = 4.0  # softens both models' outputs in the distillation term
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     epochs: int = 30
     batch_size: int = 128
     seed: int = 0

@@ -29,6 +29,7 @@ from ..modelmeta import ModelMeta
 from .archs import count_parameters, create_model
 from .augment import BatchAugment
 from .checkpoint import Checkpoint, save_checkpoint
+from .distill import Distiller
 from .history import plot_curves, write_history
 from .loop import epoch_generator, open_run, patience_exhausted, restore, run_epochs, set_lr
 from .precision import autocast, memory_format, resolve_precision
@@ -109,8 +110,10 @@ class Trainer:
         init_classifier(self.model, cfg.model.head_std)
         self.precision = resolve_precision(cfg.precision, self.device, cfg.amp)
         self.memory_format = memory_format(self.device, self.precision)
-        self.model = self.model.to(memory_format=self.memory_format)
+        self.model = self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.ema = self._make_ema(cfg.optim.ema)
+        self.distiller = Distiller.from_config(cfg.distill, dataset.labels, size, ch, self.device, self.precision,
+                                               cfg.threads)
         self.optimizer = self._make_optimizer()
         self.schedule = LRSchedule(cfg.optim, cfg.epochs)
         self.augment = BatchAugment(cfg.augment)
@@ -153,6 +156,8 @@ class Trainer:
         self.start_epoch = ckpt.epoch
         self.meta = ckpt.meta
         extra = ckpt.extra or {}
+        if self.distiller is not None:
+            self.distiller.check_resumed(extra.get("teacher_sha256"), path)
         if self.ema is not None:
             if "train_state" not in extra or "ema_state" not in extra:
                 raise CheckpointError(f"{path} holds no weight average although optim.ema is on")
@@ -178,11 +183,18 @@ class Trainer:
         if self.ema is not None:  # the raw weights and the average's step count, to resume exactly
             extra["train_state"] = _cpu_state(self.model)
             extra["ema_state"] = _cpu_state(self.ema)
+        if self.distiller is not None:
+            extra["teacher_sha256"] = self.distiller.teacher.sha256
         return extra
 
     # ------------------------------------------------------------------ loop
-    def _loss(self, logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), targets, weight=self.class_weight, label_smoothing=smoothing)
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
+        """Cross-entropy on the run's targets, mixed with the distillation term when a teacher is set."""
+        smoothing = self.cfg.optim.label_smoothing
+        loss = F.cross_entropy(logits.float(), targets, weight=self.class_weight, label_smoothing=smoothing)
+        if self.distiller is None or teacher is None:
+            return loss
+        return self.distiller.loss(loss, logits, teacher)
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg, model, data = self.cfg, self.model, self.train
@@ -205,12 +217,13 @@ class Trainer:
             x = self.augment(x, gen)
             y = data.targets[idx]
             x, y = self.augment.mix(x, y, gen)
+            teacher = self.distiller.teacher(x) if self.distiller is not None else None  # the same images
             x = normalize_batch(x.to(self.device, non_blocking=True), self._mean, self._std)
             x = x.contiguous(memory_format=self.memory_format)
             y = y.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = model(x)
-            loss = self._loss(logits, y, cfg.optim.label_smoothing)
+            loss = self._loss(logits, y, teacher)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b}; lower optim.lr")
             self.optimizer.zero_grad(set_to_none=True)
