@@ -130,7 +130,7 @@ recordings:
 """
     found = problems(write(media, text))
     expected = [
-        ("line 2:", "duration_s of ad 'spot_a' must be > 0"),
+        ("line 2:", "duration_s of ad 'spot_a' must be between 1 and 3600 seconds"),
         ("line 4:", "unknown key 'colour' in an ad"),
         ("line 7:", "duplicate ad name 'spot_b' (first on line 4)"),
         ("line 10:", "unknown ad 'spot_c' (did you mean 'spot_b'?); ads: spot_b"),

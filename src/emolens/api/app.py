@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from .auth import ApiKeyMiddleware
 from .bodylimit import BodyLimitMiddleware, LimitFor
 from .campaign_routes import campaigns_router
 from .deps import AnalyzerFactory, Engine, build_analyzer
@@ -102,10 +103,11 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["X-API-Key"],
         )
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
+    app.add_middleware(ApiKeyMiddleware, settings=settings)  # outermost: 401 before any body is read
     return app
 
 

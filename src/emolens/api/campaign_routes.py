@@ -25,26 +25,29 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from pydantic import ValidationError
 
+from ..campaign.manifest import path_problem
 from ..errors import InvalidInput, MediaTooLarge
-from ..jobs.campaign import CAMPAIGN_KIND, OutsideDataRoot, Source, load_confined
+from ..jobs.campaign import CAMPAIGN_KIND, OutsideDataRoot, Source, inside, load_confined
 from ..jobs.models import JobFileNotFound
 from ..jobs.runner import JobQueueFull, JobRunner
 from .bodylimit import human_bytes
-from .deps import get_settings, require_api_key
-from .errors import ApiError
+from .deps import get_client, get_settings, require_api_key
+from .errors import ApiError, describe_validation_errors
 from .jobs_routes import JobService, finished_job, get_job_service, get_runner
-from .routes import clean_filename, upload_chunks
+from .routes import clean_filename
 from .schemas import CampaignCreatedOut, CampaignFromPathIn, CampaignLinksOut, CampaignOptionsIn, ErrorOut
 from .settings import Settings
+from .streamform import FormLimits, Target, stream_form
 
 log = logging.getLogger(__name__)
 
 MAX_MANIFEST_BYTES = 1 << 20
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".csv")
-MAX_FORM_FILES = 100_001  # the parser's hard cap; ``max_campaign_files`` is checked after it (413)
 REPORT_HEADERS = {  # the report runs its own inline script, sandboxed away from this origin
     "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; sandbox allow-scripts",
@@ -103,17 +106,6 @@ def _check_names(names: list[str], manifest_name: str) -> None:
         raise InvalidInput(f"file name {clash[0]!r} is both a file and a folder of other files")
 
 
-def _store(upload: UploadFile, dest: Path, budget: int, shown: str, what: str) -> int:
-    """Stream ``upload`` to ``dest``; returns its size. :class:`MediaTooLarge` past ``budget`` bytes."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    total = 0
-    with dest.open("wb") as out:
-        for chunk in upload_chunks(upload, budget, f"{shown}: {what} passes the limit of {human_bytes(budget)}"):
-            total += len(chunk)
-            out.write(chunk)
-    return total
-
-
 def _work_dir(service: JobService) -> Path:
     work = service.uploads_dir / f"campaign-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
@@ -126,7 +118,7 @@ def _check_queue(runner: JobRunner) -> None:
 
 
 def _submit(request: Request, response: Response, runner: JobRunner, source: Source, shown: str,
-            manifest: Path, root: Path, work: Path, options: CampaignOptionsIn) -> CampaignCreatedOut:
+            manifest: Path, root: Path, work: Path, options: CampaignOptionsIn, client: str) -> CampaignCreatedOut:
     """Check the manifest (confined to ``root``) and queue its job."""
     m = load_confined(manifest, root, source, shown)
     params = {
@@ -134,7 +126,7 @@ def _submit(request: Request, response: Response, runner: JobRunner, source: Sou
         "ads": [ad.name for ad in m.ads], "options": options.model_dump(),
         "_manifest": str(manifest), "_root": str(root), "_work": str(work),
     }
-    job = runner.submit(CAMPAIGN_KIND, params)
+    job = runner.submit(CAMPAIGN_KIND, params, client=client)
     links = CampaignLinksOut(
         self=request.url_for("get_job", job_id=job.id).path,
         result=request.url_for("get_job_result", job_id=job.id).path,
@@ -154,58 +146,114 @@ def _with_upload_hint(err: InvalidInput) -> InvalidInput:
     return ManifestError(str(err.path), [p + hint if "not found:" in p else p for p in err.problems])
 
 
+def _upload_body_schema() -> dict[str, Any]:
+    """The OpenAPI schema of the multipart body of ``POST /v1/campaigns`` (read by :func:`stream_form`)."""
+    options = CampaignOptionsIn.model_json_schema()
+    binary = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
+    props = {
+        "manifest": {**binary, "description": "The campaign manifest: YAML (.yaml, .yml) or CSV (docs/campaigns.md)."},
+        "files": {"type": "array", "items": binary, "description": "Every recording and ad video the manifest "
+                  "names; each file name is its path relative to the manifest (e.g. `recordings/v01.mp4`, "
+                  "`photos/v03/1.jpg`)."},
+        **options["properties"],
+    }
+    schema = {"type": "object", "properties": props, "required": ["manifest"], "additionalProperties": False}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+class _Placer:
+    """Decides where each uploaded part goes (``work/files/<its path>``) and what it may hold."""
+
+    def __init__(self, folder: Path, settings: Settings) -> None:
+        self.folder, self.settings = folder, settings
+        self.manifest: str | None = None
+        self.names: list[str] = []
+
+    def __call__(self, field_name: str, filename: str, used: int) -> Target:
+        total = self.settings.max_campaign_bytes
+        budget = total - used
+        too_large = f"{filename[:200]}: the upload passes the limit of {human_bytes(total)}"
+        if budget <= 0:
+            raise MediaTooLarge(too_large)
+        if field_name == "manifest":
+            if self.manifest is not None:
+                raise InvalidInput("the form has two `manifest` files")
+            shown = clean_filename(filename, "manifest.yaml")
+            if not shown.lower().endswith(MANIFEST_SUFFIXES):
+                raise InvalidInput(f"manifest {shown!r}: its name must end with .yaml, .yml or .csv")
+            self.manifest = shown
+            _check_names(self.names, shown)
+            if budget > MAX_MANIFEST_BYTES:
+                return Target(self.folder / shown, MAX_MANIFEST_BYTES,
+                              f"{shown}: the manifest passes the limit of {human_bytes(MAX_MANIFEST_BYTES)}")
+            return Target(self.folder / shown, budget, too_large)
+        if field_name != "files":
+            raise InvalidInput(f"unknown file field {field_name[:100]!r}: send `manifest` and `files`")
+        most = self.settings.max_campaign_files
+        if len(self.names) >= most:
+            raise MediaTooLarge(f"more than {most} files uploaded besides the manifest; the limit is {most}")
+        name = upload_path(filename)
+        self.names.append(name)
+        _check_names(self.names, self.manifest or "")
+        return Target(self.folder / name, budget, too_large)
+
+
+def _options(fields: dict[str, list[str]]) -> CampaignOptionsIn:
+    """The campaign options from the form's text fields (422 naming each bad one)."""
+    values: dict[str, Any] = {}
+    for name, given in fields.items():
+        if len(given) > 1:
+            raise InvalidInput(f"form field {name[:100]!r} is given {len(given)} times")
+        values[name] = given[0]
+    try:
+        return CampaignOptionsIn.model_validate(values)
+    except ValidationError as err:
+        raise InvalidInput(describe_validation_errors(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in err.errors()])) from None
+
+
+async def _receive_upload(request: Request, work: Path, settings: Settings) -> tuple[str, CampaignOptionsIn]:
+    placer = _Placer(work / "files", settings)
+    limits = FormLimits(max_files=settings.max_campaign_files + 2, max_fields=32)  # the placer names the limit
+    form = await stream_form(request, placer, limits)
+    if placer.manifest is None:
+        raise InvalidInput("body.manifest: Field required (the campaign manifest file)")
+    if len(form.files) - 1 > settings.max_campaign_files:
+        raise MediaTooLarge(f"{len(form.files) - 1} files uploaded; the limit is {settings.max_campaign_files}")
+    return placer.manifest, _options(form.fields)
+
+
 @campaigns_router.post(
     "/campaigns",
     status_code=202,
     response_model=CampaignCreatedOut,
     responses={**_CREATE, 413: _err("Over `max_campaign_files` files or `max_campaign_bytes`, or manifest over 1 MB.")},
-    form_limits={"max_files": MAX_FORM_FILES},
+    openapi_extra=_upload_body_schema(),
 )
-def upload_campaign(
+async def upload_campaign(
     request: Request,
     response: Response,
-    manifest: UploadFile = File(description="The campaign manifest: YAML (.yaml, .yml) or CSV (docs/campaigns.md)."),
-    files: list[UploadFile] | None = File(
-        None, description="Every recording and ad video the manifest names; each file name is its path relative "
-        "to the manifest (e.g. `recordings/v01.mp4`, `photos/v03/1.jpg`)."
-    ),
-    sample_fps: float = Form(5.0, gt=0.0, le=120.0, description="Video frames analysed per second."),
-    expressing_threshold: float = Form(0.5, gt=0.0, le=1.0, description="Probability counted as expressing."),
-    min_face_rate: float = Form(0.5, ge=0.0, le=1.0, description="QC: least fraction of ad seconds with a face."),
-    min_brightness: float = Form(40.0, ge=0.0, le=255.0, description="QC: least median brightness (0-255)."),
-    min_sharpness: float = Form(15.0, ge=0.0, le=1e6, description="QC: least median face sharpness."),
-    bootstrap: int = Form(2000, ge=10, le=20_000, description="Bootstrap resamples per CI and test."),
-    seed: int = Form(0, ge=0, le=2**32 - 1, description="Seed of the resampling."),
     service: JobService = Depends(get_job_service),
     settings: Settings = Depends(get_settings),
+    client: str = Depends(get_client),
 ) -> CampaignCreatedOut:
-    """Upload a manifest and its recordings; the campaign is analysed in the background."""
-    options = CampaignOptionsIn(sample_fps=sample_fps, expressing_threshold=expressing_threshold,
-                                min_face_rate=min_face_rate, min_brightness=min_brightness,
-                                min_sharpness=min_sharpness, bootstrap=bootstrap, seed=seed)
-    runner = service.runner
+    """Upload a manifest and its recordings; the campaign is analysed in the background.
+
+    The body is multipart: ``manifest`` (one file), ``files`` (any number), and the options as text
+    fields. Each file is written to disk as it arrives (never held in memory)."""
+    runner = await run_in_threadpool(lambda: service.runner)
     _check_queue(runner)
-    uploads = files or []
-    if len(uploads) > settings.max_campaign_files:
-        raise MediaTooLarge(f"{len(uploads)} files uploaded; the limit is {settings.max_campaign_files}")
-    shown = clean_filename(manifest.filename, "manifest.yaml")
-    if not shown.lower().endswith(MANIFEST_SUFFIXES):
-        raise InvalidInput(f"manifest {shown!r}: its name must end with .yaml, .yml or .csv")
-    names = [upload_path(f.filename) for f in uploads]
-    _check_names(names, shown)
-    work = _work_dir(service)
+    work = await run_in_threadpool(_work_dir, service)
     try:
+        shown, options = await _receive_upload(request, work, settings)
         folder = work / "files"
-        budget = settings.max_campaign_bytes
-        budget -= _store(manifest, folder / shown, min(budget, MAX_MANIFEST_BYTES), shown, "the manifest")
-        for upload, name in zip(uploads, names, strict=True):
-            budget -= _store(upload, folder / name, budget, name, "the upload")
         try:
-            return _submit(request, response, runner, "upload", shown, folder / shown, folder, work, options)
+            return await run_in_threadpool(_submit, request, response, runner, "upload", shown, folder / shown,
+                                           folder, work, options, client)
         except InvalidInput as err:
             raise _with_upload_hint(err) from None
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        await run_in_threadpool(shutil.rmtree, work, True)
         raise
 
 
@@ -232,22 +280,30 @@ def campaign_from_path(
     body: CampaignFromPathIn,
     service: JobService = Depends(get_job_service),
     settings: Settings = Depends(get_settings),
+    client: str = Depends(get_client),
 ) -> CampaignCreatedOut:
     """Analyse a campaign whose manifest and recordings already lie in the server's data root."""
     root = _data_root(settings)
     rel = body.manifest_path
-    if "\x00" in rel or "\\" in rel or PurePosixPath(rel).is_absolute():
+    if "\\" in rel or PurePosixPath(rel).is_absolute():
         raise InvalidInput(f"manifest_path {rel[:200]!r} must be a path relative to the data root, with '/'")
+    why = path_problem(rel)
+    if why is not None:
+        raise InvalidInput(f"manifest_path {rel[:200]!r} {why}")
     manifest = root / rel
-    if not manifest.resolve().is_relative_to(root):
+    if not inside(manifest, root):
         raise OutsideDataRoot(f"manifest_path {rel[:200]!r} leads outside the server's data root")
-    if not manifest.is_file():
+    try:
+        found = manifest.is_file()
+    except OSError as err:
+        raise InvalidInput(f"manifest_path {rel[:200]!r} cannot be used ({err.strerror or err})") from None
+    if not found:
         raise InvalidInput(f"manifest_path {rel[:200]!r}: no such file in the data root")
     runner = service.runner
     _check_queue(runner)
     work = _work_dir(service)
     try:
-        return _submit(request, response, runner, "data_root", rel, manifest, root, work, body.options)
+        return _submit(request, response, runner, "data_root", rel, manifest, root, work, body.options, client)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -263,12 +319,14 @@ def campaign_from_path(
         409: _err("The job has not finished (JobNotFinished) or it failed (JobFailed)."),
     },
 )
-def get_campaign_report(job_id: str, runner: JobRunner = Depends(get_runner)) -> FileResponse:
+def get_campaign_report(
+    job_id: str, runner: JobRunner = Depends(get_runner), client: str = Depends(get_client)
+) -> FileResponse:
     """The campaign's report (offline HTML: curves, KPIs, rankings, key moments, QC)."""
-    kind = runner.store.get(job_id).kind
+    kind = runner.store.get(job_id, client=client).kind
     if kind != CAMPAIGN_KIND:
         raise JobFileNotFound(f"job {job_id} is a {kind} job, not a campaign")
-    job = finished_job(runner, job_id)
+    job = finished_job(runner, job_id, client)
     path = runner.store.job_dir(job_id) / "report.html"
     if "report.html" not in job.files or not path.is_file():
         raise JobFileNotFound(f"campaign job {job_id} has no report")

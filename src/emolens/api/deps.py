@@ -8,6 +8,7 @@ the engine with ``app.dependency_overrides[get_engine]`` or pass ``analyzer_fact
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -19,6 +20,7 @@ from typing import Protocol
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
+from ..jobs.models import PUBLIC_CLIENT
 from ..modelmeta import ModelMeta
 from ..results import ImageResult
 from .errors import ApiError
@@ -133,12 +135,35 @@ def get_engine(request: Request) -> Engine:
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed when the server has a key.")
 
 
-def require_api_key(key: str | None = Security(_api_key_header), settings: Settings = Depends(get_settings)) -> None:
-    """Refuse the request with 401 unless the server has no key or ``X-API-Key`` matches it."""
-    expected = settings.api_key
-    if expected is None:
-        return
+
+def client_id(key: str) -> str:
+    """The client an API key stands for: a short digest (the key itself is never stored)."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def check_api_key(key: str | None, settings: Settings) -> str:
+    """The client of a request carrying ``key`` (``X-API-Key``): :data:`PUBLIC_CLIENT` on a server
+    without keys, else the key's :func:`client_id`; :class:`ApiError` 401 for a missing or unknown key."""
+    expected = settings.accepted_keys()
+    if not expected:
+        return PUBLIC_CLIENT
     if key is None:
         raise ApiError(401, "Unauthorized", "this server needs an API key: send it in the X-API-Key header")
-    if not secrets.compare_digest(key.encode(), expected.get_secret_value().encode()):
+    given = key.encode()
+    # compare with every key (no early exit): the time taken says nothing about which one matched
+    matched = [secrets.compare_digest(given, k.encode()) for k in expected]
+    if not any(matched):
         raise ApiError(401, "Unauthorized", "the API key in the X-API-Key header is not valid")
+    return client_id(key)
+
+
+def require_api_key(key: str | None = Security(_api_key_header), settings: Settings = Depends(get_settings)) -> None:
+    """Refuse the request with 401 unless the server has no key or ``X-API-Key`` is one of its keys.
+
+    (:class:`~emolens.api.auth.ApiKeyMiddleware` checks the same before any body is read.)"""
+    check_api_key(key, settings)
+
+
+def get_client(key: str | None = Security(_api_key_header), settings: Settings = Depends(get_settings)) -> str:
+    """The client making the request (see :func:`check_api_key`); jobs belong to the client that made them."""
+    return check_api_key(key, settings)

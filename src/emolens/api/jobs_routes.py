@@ -6,6 +6,13 @@
     GET  /v1/jobs/{id}/result             200 once succeeded; 409 ``JobNotFinished`` before,
                                           409 ``JobFailed`` (with the job's reason) after a failure
     GET  /v1/jobs/{id}/files/{name}       one file the job produced (only names from its own listing)
+    DELETE /v1/jobs/{id}                  delete a finished job (record and files), cancel an unfinished one
+
+Every job belongs to the client that made it (:func:`~emolens.api.deps.get_client`: one per API
+key): another client's job answers 404 exactly like a job that does not exist, and listings show
+only the caller's jobs. A job whose result misses something (frames that could not be decoded)
+ends ``partial``, not ``succeeded``: its result is served with its ``warnings``. Finished jobs are
+deleted ``job_retention_s`` after they ended.
 
 An upload is streamed to ``jobs_dir/uploads`` in chunks (never held in memory) and probed before a
 job exists: not a readable video -> 415, over ``max_video_bytes`` or ``max_video_seconds`` -> 413.
@@ -20,6 +27,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +43,7 @@ from ..jobs.runner import JobKind, JobQueueFull, JobRunner
 from ..jobs.store import JobStore
 from ..jobs.video import VIDEO_KIND, RecorderFactory, VideoAnalyzer, check_duration, probe_video, video_kind
 from .bodylimit import human_bytes
-from .deps import Engine, get_settings, require_api_key
+from .deps import Engine, get_client, get_settings, require_api_key
 from .routes import clean_filename, upload_chunks
 from .schemas import ErrorOut, JobCreatedOut, JobFileOut, JobLinksOut, JobListOut, JobOut, JobResultOut
 from .settings import Settings
@@ -118,11 +126,24 @@ class JobService:
                     self.kinds(),
                     max_workers=self.settings.job_workers,
                     max_queued=self.settings.max_queued_jobs,
+                    retention_s=self.settings.job_retention_s or None,
+                    housekeeping=self._prune_cache,
                 )
                 runner.start()
                 self._runner = runner
                 log.info("jobs in %s (%d workers)", store.root, runner.max_workers)
             return self._runner
+
+    def _prune_cache(self) -> None:
+        """Delete campaign-cache entries not used for ``job_retention_s`` (they are rebuilt on demand)."""
+        retention = self.settings.job_retention_s
+        cache = self.campaign_cache_dir
+        if not retention or not cache.is_dir():
+            return
+        cutoff = time.time() - retention
+        for path in cache.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
 
     def try_start(self) -> None:
         """:meth:`start`, logging instead of raising (images can still be served without jobs)."""
@@ -222,6 +243,7 @@ def upload_video(
     blur: bool = Form(False, description="Blur the faces in the annotated MP4."),
     service: JobService = Depends(get_job_service),
     settings: Settings = Depends(get_settings),
+    client: str = Depends(get_client),
 ) -> JobCreatedOut:
     """Upload a video for analysis in the background; answers at once with the job to poll."""
     runner = service.runner
@@ -239,7 +261,7 @@ def upload_video(
             "max_seconds": settings.max_video_seconds,
             "_upload": str(path),
         }
-        job = runner.submit(VIDEO_KIND, params)
+        job = runner.submit(VIDEO_KIND, params, client=client)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -256,10 +278,11 @@ def list_jobs(
     kind: str | None = Query(None, max_length=64, description="Only jobs of this kind, e.g. `video`."),
     state: JobState | None = Query(None, description="Only jobs in this state."),
     runner: JobRunner = Depends(get_runner),
+    client: str = Depends(get_client),
 ) -> JobListOut:
-    """Recent jobs, newest first, a page at a time."""
-    jobs = runner.store.list_jobs(limit=limit, offset=offset, kind=kind, state=state)
-    total = runner.store.count(kind=kind, state=state)
+    """The caller's recent jobs, newest first, a page at a time."""
+    jobs = runner.store.list_jobs(limit=limit, offset=offset, kind=kind, state=state, client=client)
+    total = runner.store.count(kind=kind, state=state, client=client)
     following = None
     if offset + len(jobs) < total:
         page = request.url.include_query_params(offset=offset + limit)
@@ -274,17 +297,27 @@ def list_jobs(
 
 
 @jobs_router.get("/jobs/{job_id}", response_model=JobOut, responses=_UNKNOWN)
-def get_job(request: Request, job_id: str, runner: JobRunner = Depends(get_runner)) -> JobOut:
-    """A job's state, progress and, once it failed, the reason."""
-    return JobOut.from_record(runner.store.get(job_id), _links(request, job_id))
+def get_job(
+    request: Request, job_id: str, runner: JobRunner = Depends(get_runner), client: str = Depends(get_client)
+) -> JobOut:
+    """A job's state, progress, warnings (a ``partial`` job) and, once it failed, the reason."""
+    return JobOut.from_record(runner.store.get(job_id, client=client), _links(request, job_id))
 
 
-def finished_job(runner: JobRunner, job_id: str) -> JobRecord:
-    """The job if it succeeded; 409 JobNotFinished / JobFailed otherwise."""
-    job = runner.store.get(job_id)
+@jobs_router.delete("/jobs/{job_id}", status_code=204, responses=_UNKNOWN)
+def delete_job(job_id: str, runner: JobRunner = Depends(get_runner), client: str = Depends(get_client)) -> Response:
+    """Delete a job and its files; an unfinished job is cancelled first (it is gone once it stopped)."""
+    runner.store.get(job_id, client=client)  # 404 unless it is the caller's
+    runner.delete(job_id)
+    return Response(status_code=204)
+
+
+def finished_job(runner: JobRunner, job_id: str, client: str) -> JobRecord:
+    """The client's job if it ended with a result (succeeded or partial); 409 JobNotFinished / JobFailed otherwise."""
+    job = runner.store.get(job_id, client=client)
     if job.state is JobState.FAILED:
         raise JobFailed(f"job {job_id} failed ({job.error_type}): {job.error}")
-    if job.state is not JobState.SUCCEEDED:
+    if not job.state.has_result:
         raise JobNotFinished(f"job {job_id} is {job.state.value} ({job.progress:.0%} done); poll it until it ends")
     return job
 
@@ -294,9 +327,11 @@ def finished_job(runner: JobRunner, job_id: str) -> JobRecord:
     response_model=JobResultOut,
     responses={**_UNKNOWN, 409: _err("The job has not finished (JobNotFinished) or it failed (JobFailed).")},
 )
-def get_job_result(request: Request, job_id: str, runner: JobRunner = Depends(get_runner)) -> JobResultOut:
-    """A succeeded job's JSON result, with links to the files it wrote."""
-    job = finished_job(runner, job_id)
+def get_job_result(
+    request: Request, job_id: str, runner: JobRunner = Depends(get_runner), client: str = Depends(get_client)
+) -> JobResultOut:
+    """A finished job's JSON result (``partial``: with its ``warnings``), with links to the files it wrote."""
+    job = finished_job(runner, job_id, client)
     folder = runner.store.job_dir(job_id)
     files = []
     for name in job.files:
@@ -304,7 +339,8 @@ def get_job_result(request: Request, job_id: str, runner: JobRunner = Depends(ge
         if path.is_file():
             url = request.url_for("get_job_file", job_id=job_id, name=name).path
             files.append(JobFileOut(name=name, url=url, bytes=path.stat().st_size, media_type=_media_type(name)))
-    return JobResultOut(job_id=job.id, kind=job.kind, state=job.state.value, result=dict(job.result or {}), files=files)
+    return JobResultOut(job_id=job.id, kind=job.kind, state=job.state.value, result=dict(job.result or {}),
+                        files=files, warnings=list(job.warnings))
 
 
 def _media_type(name: str) -> str:
@@ -320,9 +356,11 @@ _FILE_CONTENT: dict[str, Any] = {t: {} for t in (*MEDIA_TYPES.values(), "applica
     response_class=FileResponse,
     responses={200: {"content": _FILE_CONTENT, "description": "The file."}, **_UNKNOWN},
 )
-def get_job_file(job_id: str, name: str, runner: JobRunner = Depends(get_runner)) -> FileResponse:
-    """Download one file of a succeeded job (a name from its result's `files`)."""
-    job = runner.store.get(job_id)
+def get_job_file(
+    job_id: str, name: str, runner: JobRunner = Depends(get_runner), client: str = Depends(get_client)
+) -> FileResponse:
+    """Download one file of a finished job (a name from its result's `files`)."""
+    job = runner.store.get(job_id, client=client)
     folder = runner.store.job_dir(job_id).resolve()
     path = (folder / name).resolve() if name in job.files else None
     if path is None or not path.is_relative_to(folder) or not path.is_file():

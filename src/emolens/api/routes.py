@@ -10,9 +10,10 @@ import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from pydantic import BeforeValidator
 
 from .. import __version__
 from ..errors import EmolensError, MediaTooLarge, UnsupportedMedia
@@ -36,6 +37,15 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+
+
+def _null_is_none(value: Any) -> Any:
+    """A form or query value ``null`` (or empty) is no value: the option keeps its default."""
+    return None if isinstance(value, str) and value.strip().lower() in ("", "null", "none") else value
+
+
+OptionalBool = Annotated[bool | None, BeforeValidator(_null_is_none)]
+"""A nullable boolean option: true/false/1/0/yes/no/on/off, or null (empty) for the default."""
 
 
 def _err(description: str) -> dict[str, Any]:
@@ -114,10 +124,10 @@ def _analyze_one(
 @router.post("/analyze", response_model=AnalysisOut, responses=_UPLOAD_ERRORS)
 def analyze(
     file: UploadFile = File(description="An image: JPEG, PNG, BMP, WebP, TIFF, GIF (first frame)."),
-    cropped: bool | None = Query(None, description="The image is one face already cropped: skip detection."),
-    tta: bool | None = Query(None, description="Average the prediction with the mirrored face."),
-    cropped_form: bool | None = Form(None, alias="cropped", description="Same as the query option."),
-    tta_form: bool | None = Form(None, alias="tta", description="Same as the query option."),
+    cropped: OptionalBool = Query(None, description="The image is one face already cropped: skip detection."),
+    tta: OptionalBool = Query(None, description="Average the prediction with the mirrored face."),
+    cropped_form: OptionalBool = Form(None, alias="cropped", description="Same as the query option."),
+    tta_form: OptionalBool = Form(None, alias="tta", description="Same as the query option."),
     engine: Engine = Depends(get_engine),
     settings: Settings = Depends(get_settings),
 ) -> AnalysisOut:
@@ -131,10 +141,10 @@ def analyze(
 @router.post("/analyze/batch", response_model=BatchOut, responses=_UPLOAD_ERRORS)
 def analyze_batch(
     files: list[UploadFile] = File(description="Several images (repeat the `files` field)."),
-    cropped: bool | None = Query(None, description="Every image is one face already cropped."),
-    tta: bool | None = Query(None, description="Average the prediction with the mirrored face."),
-    cropped_form: bool | None = Form(None, alias="cropped", description="Same as the query option."),
-    tta_form: bool | None = Form(None, alias="tta", description="Same as the query option."),
+    cropped: OptionalBool = Query(None, description="Every image is one face already cropped."),
+    tta: OptionalBool = Query(None, description="Average the prediction with the mirrored face."),
+    cropped_form: OptionalBool = Form(None, alias="cropped", description="Same as the query option."),
+    tta_form: OptionalBool = Form(None, alias="tta", description="Same as the query option."),
     engine: Engine = Depends(get_engine),
     settings: Settings = Depends(get_settings),
 ) -> BatchOut:

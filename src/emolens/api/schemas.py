@@ -142,7 +142,7 @@ class HealthOut(BaseModel):
 
 # -- background jobs (POST /v1/videos, GET /v1/jobs/...) ---------------------------------------
 
-JobStateOut = Literal["queued", "running", "succeeded", "failed"]
+JobStateOut = Literal["queued", "running", "succeeded", "partial", "failed"]
 
 
 class JobLinksOut(BaseModel):
@@ -163,7 +163,8 @@ class JobCreatedOut(BaseModel):
 
 
 class JobOut(BaseModel):
-    """A job's state: queued -> running -> succeeded | failed."""
+    """A job's state: queued -> running -> succeeded | partial | failed (partial: a result with parts
+    missing, named in ``warnings``)."""
 
     job_id: str
     kind: str = Field(description="What the job does, e.g. `video`.")
@@ -178,6 +179,7 @@ class JobOut(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: ErrorDetail | None = Field(default=None, description="Why the job failed (failed jobs only).")
+    warnings: list[str] = Field(default_factory=list, description="What a partial job's result misses.")
     links: JobLinksOut
 
     @classmethod
@@ -204,6 +206,7 @@ class JobOut(BaseModel):
             started_at=when(job.started_at),
             finished_at=when(job.finished_at),
             error=error,
+            warnings=list(job.warnings),
             links=links,
         )
 
@@ -235,6 +238,7 @@ class JobResultOut(BaseModel):
     state: JobStateOut
     result: dict[str, Any] = Field(description="The job's JSON result (for a video: per-track summary, counts).")
     files: list[JobFileOut]
+    warnings: list[str] = Field(default_factory=list, description="What the result misses (a partial job).")
 
 
 # -- campaign jobs (POST /v1/campaigns, POST /v1/campaigns/from-path) ---------------------------

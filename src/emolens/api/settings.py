@@ -25,8 +25,11 @@ class Settings(BaseSettings):
     ``threads`` are ONNX Runtime threads per model (0: its choice); ``max_concurrency`` caps the
     analyses running at once in this process (0: one per CPU core); further requests wait their turn.
     Limits: one uploaded file may hold ``max_upload_bytes`` and decode to ``max_pixels``; a batch
-    may carry ``max_batch_files`` files and ``max_batch_bytes`` in total. When ``api_key`` is set
-    every ``/v1/*`` request needs the header ``X-API-Key``. ``keep_uploads`` saves each upload under
+    may carry ``max_batch_files`` files and ``max_batch_bytes`` in total. When ``api_key`` (or any of
+    ``api_keys``, a JSON list in ``EMOLENS_API_KEYS``) is set every ``/v1/*`` request needs the header
+    ``X-API-Key``, checked before any request body is read. Each key is one client: a job is listed,
+    read and deleted only by the client that made it (without keys every client is the same
+    ``public`` one: give each client its own key to keep them apart). ``keep_uploads`` saves each upload under
     ``uploads_dir`` (off by default: nothing uploaded is kept).
 
     Video jobs (``POST /v1/videos``): their records and outputs live under ``jobs_dir`` (default
@@ -41,6 +44,9 @@ class Settings(BaseSettings):
     (``POST /v1/campaigns/from-path``); None (the default) refuses every path: only uploads work.
     Nothing outside it is ever read, symlinks included. Per-recording analyses are cached under
     ``jobs_dir/campaign-cache`` (keyed by file content), shared by every campaign job.
+
+    Finished jobs (records and files) and cache entries unused for ``job_retention_s`` seconds are
+    deleted by the server (0: kept until a client deletes them with ``DELETE /v1/jobs/{id}``).
     """
 
     model_config = SettingsConfigDict(env_prefix="EMOLENS_", frozen=True, extra="ignore")
@@ -56,6 +62,7 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(default=16, ge=1, le=1000)
     max_batch_bytes: int = Field(default=64 * MB, ge=1)
     api_key: SecretStr | None = None
+    api_keys: list[SecretStr] = Field(default_factory=list)
     keep_uploads: bool = False
     uploads_dir: Path = Path("emolens-uploads")
     cors_origins: list[str] = Field(default_factory=list)
@@ -67,6 +74,7 @@ class Settings(BaseSettings):
     max_campaign_files: int = Field(default=2000, ge=1, le=100_000)
     max_campaign_bytes: int = Field(default=2048 * MB, ge=1)
     data_root: Path | None = None
+    job_retention_s: float = Field(default=7 * 24 * 3600.0, ge=0)
 
     @field_validator("api_key")
     @classmethod
@@ -74,6 +82,16 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value():
             return None
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        return [k for k in value if k.get_secret_value()]
+
+    def accepted_keys(self) -> list[str]:
+        """Every API key this server accepts (``api_key`` and ``api_keys``); empty: no key needed."""
+        keys = [self.api_key.get_secret_value()] if self.api_key is not None else []
+        return keys + [k.get_secret_value() for k in self.api_keys]
 
     @field_validator("data_root", mode="before")
     @classmethod
@@ -96,7 +114,7 @@ class Settings(BaseSettings):
             elif isinstance(value, bool):
                 text = "true" if value else "false"
             elif isinstance(value, list):
-                text = json.dumps(value)
+                text = json.dumps([v.get_secret_value() if isinstance(v, SecretStr) else v for v in value])
             else:
                 text = str(value)
             env[f"EMOLENS_{name.upper()}"] = text

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import cv2
 import yaml
 
+from .. import safeyaml
 from ..errors import InvalidInput
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -29,6 +30,25 @@ AD_KEYS = ("name", "duration_s", "video")
 RECORDING_KEYS = ("viewer", "ad", "recording", "offset_s", "attributes")
 CSV_COLUMNS = ("viewer", "ad", "recording", "offset_s", "ad_duration_s", "ad_video")
 TOP_KEYS = ("campaign", "ads", "recordings")
+MIN_AD_DURATION_S = 1.0
+"""Shortest ad (seconds): the analysis works per ad second, so a shorter ad has no curve at all."""
+MAX_AD_DURATION_S = 3600.0
+"""Longest ad (seconds). Per-second tables grow with it, so it bounds a campaign's memory."""
+AD_VIDEO_SLACK_S = 1.0
+"""An ad may be declared this much longer than its own video (rounding of frame counts)."""
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+"""Largest manifest file read."""
+MAX_RECORDINGS = 5000
+"""Recordings one manifest may list."""
+MAX_VIEWER_SECONDS = 1_000_000
+"""Sum over the video recordings of their ad's seconds: the rows of the per-viewer, per-second
+tables, which the analysis holds in memory at once."""
+MAX_ATTRIBUTES = 32
+"""Attributes (segment, age group, ...) one recording may carry."""
+MAX_TEXT = 200
+"""Characters of a viewer id, an ad name, an attribute name or value."""
+MAX_PATH_CHARS = 4096
+"""Characters of a path in a manifest (and 255 bytes per folder or file name)."""
 _ALIASES = {"viewer_id": "viewer", "offset": "offset_s", "duration": "duration_s", "path": "recording",
             "file": "recording"}
 
@@ -103,8 +123,23 @@ class Manifest:
 
 
 def photo_files(folder: Path) -> list[Path]:
-    """The photos of a folder (sorted by name; not recursive)."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    """The photos of a folder (sorted by name; not recursive; FIFOs, devices and sockets left out)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message never echoes a huge value back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def path_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a path (NUL or other control character, too long), or None."""
+    if any(ord(c) < 32 for c in text):
+        return "holds a NUL or another control character"
+    if len(text) > MAX_PATH_CHARS or any(len(part.encode("utf-8", "replace")) > 255 for part in text.split("/")):
+        return f"is too long (at most {MAX_PATH_CHARS} characters, 255 bytes per name)"
+    return None
 
 
 def video_duration(path: Path) -> float | None:
@@ -130,7 +165,7 @@ class _LineDict(dict[str, Any]):
     key_lines: dict[str, int]
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(safeyaml.BoundedLoader):
     pass
 
 
@@ -164,24 +199,55 @@ class _Checker:
                 self.add(line, f"unknown key {key!r} in {what}{hint}; known: {', '.join(known)}")
 
     def number(self, line: int, value: Any, what: str) -> float | None:
+        """A finite number of seconds (``true``/``false`` are not numbers), else a problem and None."""
         try:
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise TypeError
             out = float(value)
-        except (TypeError, ValueError):
-            self.add(line, f"{what} must be a number of seconds, got {value!r}")
+        except (TypeError, ValueError, OverflowError):
+            self.add(line, f"{what} must be a number of seconds, got {shown(value)}")
             return None
         if not math.isfinite(out):
-            self.add(line, f"{what} must be a finite number, got {value!r}")
+            self.add(line, f"{what} must be a finite number, got {shown(value)}")
             return None
         return out
 
+    def text(self, line: int, value: Any, what: str) -> str:
+        """A short single-line text (a number is taken as its text), else a problem and ""."""
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.add(line, f"{what} must be a text, got {shown(value)}")
+            return ""
+        out = str(value).strip()
+        if len(out) > MAX_TEXT or any(ord(c) < 32 for c in out):
+            self.add(line, f"{what} must be at most {MAX_TEXT} characters on one line, got {shown(out)}")
+            return ""
+        return out
+
     def file(self, line: int, value: Any, what: str) -> Path | None:
-        if value is None or str(value).strip() == "":
+        if value is None or (isinstance(value, str) and value.strip() == ""):
             self.add(line, f"{what} is missing")
             return None
-        p = Path(str(value)).expanduser()
+        if not isinstance(value, str):
+            self.add(line, f"{what} must be a path, got {shown(value)}")
+            return None
+        why = path_problem(value)
+        if why is not None:
+            self.add(line, f"{what} {shown(value)} {why}")
+            return None
+        p = Path(value).expanduser()
         p = p if p.is_absolute() else self.root / p
-        if not p.exists():
+        try:
+            found = p.exists()
+        except (OSError, ValueError) as err:  # a name the OS refuses (too long once joined, ...)
+            self.add(line, f"{what} {shown(value)} cannot be used as a path ({err})")
+            return None
+        if not found:
             self.add(line, f"{what} not found: {p}")
+            return None
+        if not (p.is_file() or p.is_dir()):  # a FIFO or a device would block whoever opens it
+            self.add(line, f"{what} {p} is not a regular file or folder")
             return None
         return p
 
@@ -192,14 +258,21 @@ def _normalise(d: Mapping[str, Any]) -> dict[str, Any]:
 
 def _parse_ad(chk: _Checker, d: Mapping[str, Any], line: int) -> Ad | None:
     chk.keys(line, d, AD_KEYS, "an ad")
-    name = str(d.get("name") or "").strip()
+    name = chk.text(line, d.get("name"), "the name of an ad")
     if not name:
         chk.add(line, "an ad needs a name")
     duration = chk.number(line, d.get("duration_s"), f"duration_s of ad {name!r}")
-    if duration is not None and duration <= 0:
-        chk.add(line, f"duration_s of ad {name!r} must be > 0, got {duration:g}")
+    if duration is not None and not MIN_AD_DURATION_S <= duration <= MAX_AD_DURATION_S:
+        chk.add(line, f"duration_s of ad {name!r} must be between {MIN_AD_DURATION_S:g} and "
+                f"{MAX_AD_DURATION_S:g} seconds, got {duration:g}")
         duration = None
     video = chk.file(line, d.get("video"), f"video of ad {name!r}") if d.get("video") else None
+    if video is not None and duration is not None and video.is_file():
+        length = video_duration(video)
+        if length is not None and duration > length + AD_VIDEO_SLACK_S:
+            chk.add(line, f"duration_s of ad {name!r} is {duration:g} s but its video {video.name} lasts "
+                    f"{length:.2f} s")
+            duration = None
     if not name or duration is None:
         return None
     return Ad(name, duration, video, line)
@@ -211,9 +284,10 @@ def _attributes(chk: _Checker, line: int, d: Mapping[str, Any], extra_ok: bool) 
     given = d.get("attributes")
     if given is not None:
         if not isinstance(given, Mapping):
-            chk.add(line, f"attributes must be a mapping such as {{segment: young}}, got {given!r}")
+            chk.add(line, f"attributes must be a mapping such as {{segment: young}}, got {shown(given)}")
         else:
-            attrs.update({str(k): "" if v is None else str(v) for k, v in given.items()})
+            for k, v in given.items():
+                attrs[chk.text(line, k, "an attribute name") or "?"] = chk.text(line, v, f"attribute {shown(k)}")
     known = (*RECORDING_KEYS, *CSV_COLUMNS)
     for key, value in d.items():
         if key in known:
@@ -223,12 +297,14 @@ def _attributes(chk: _Checker, line: int, d: Mapping[str, Any], extra_ok: bool) 
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             chk.add(line, f"unknown key {key!r} in a recording{hint}")
             continue
-        attrs[key] = "" if value is None else str(value).strip()
+        attrs[chk.text(line, key, "an attribute name") or "?"] = chk.text(line, value, f"attribute {shown(key)}")
+    if len(attrs) > MAX_ATTRIBUTES:
+        chk.add(line, f"a recording may carry at most {MAX_ATTRIBUTES} attributes, got {len(attrs)}")
     return attrs
 
 
 def _parse_recording(chk: _Checker, d: Mapping[str, Any], line: int, ads: Mapping[str, Ad]) -> Recording | None:
-    viewer, ad = str(d.get("viewer") or "").strip(), str(d.get("ad") or "").strip()
+    viewer, ad = chk.text(line, d.get("viewer"), "the viewer id"), chk.text(line, d.get("ad"), "the ad")
     if not viewer:
         chk.add(line, "a recording needs a viewer id")
     if not ad:
@@ -243,7 +319,7 @@ def _parse_recording(chk: _Checker, d: Mapping[str, Any], line: int, ads: Mappin
             chk.add(line, f"viewer {viewer!r} already has a recording for ad {ad!r} (line {first})")
     attrs = _attributes(chk, line, d, extra_ok=True)
     raw = d.get("offset_s")
-    offset = 0.0 if raw is None or str(raw).strip() == "" else chk.number(line, raw, "offset_s")
+    offset = 0.0 if raw is None or (isinstance(raw, str) and raw.strip() == "") else chk.number(line, raw, "offset_s")
     if offset is not None and offset < 0:
         chk.add(line, f"offset_s must be >= 0, got {offset:g}")
         offset = None
@@ -251,7 +327,12 @@ def _parse_recording(chk: _Checker, d: Mapping[str, Any], line: int, ads: Mappin
     if path is None or offset is None or not viewer or ad not in ads:
         return None
     kind: Literal["video", "photos"] = "photos" if path.is_dir() or path.suffix.lower() in IMAGE_EXTS else "video"
-    if path.is_dir() and not photo_files(path):
+    try:
+        empty = path.is_dir() and not photo_files(path)
+    except OSError as err:
+        chk.add(line, f"photo folder {path} cannot be read ({err.strerror or err})")
+        return None
+    if empty:
         chk.add(line, f"photo folder {path} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
         return None
     if kind == "video":
@@ -264,7 +345,7 @@ def _parse_recording(chk: _Checker, d: Mapping[str, Any], line: int, ads: Mappin
 
 def _from_yaml(chk: _Checker, text: str) -> tuple[str | None, list[Ad], list[Recording]]:
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: safe
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
@@ -283,8 +364,8 @@ def _from_yaml(chk: _Checker, text: str) -> tuple[str | None, list[Ad], list[Rec
             ads[ad.name] = ad
     recs = [r for item in _items(chk, data, "recordings")
             if (r := _parse_recording(chk, _normalise(item), item.line, ads)) is not None]
-    name = data.get("campaign")
-    return (None if name is None else str(name)), list(ads.values()), recs
+    name = chk.text(data.key_lines.get("campaign", data.line), data.get("campaign"), "the campaign name")
+    return name or None, list(ads.values()), recs
 
 
 def _items(chk: _Checker, data: _LineDict, key: str) -> list[_LineDict]:
@@ -296,6 +377,9 @@ def _items(chk: _Checker, data: _LineDict, key: str) -> list[_LineDict]:
     if not isinstance(value, list):
         chk.add(line, f"{key!r} must be a list")
         return []
+    if key == "recordings" and len(value) > MAX_RECORDINGS:
+        chk.add(line, f"a manifest may list at most {MAX_RECORDINGS} recordings, this one lists {len(value)}")
+        return []
     good = [v for v in value if isinstance(v, _LineDict)]
     if len(good) != len(value):
         chk.add(line, f"every item of {key!r} must be a mapping (key: value)")
@@ -303,6 +387,14 @@ def _items(chk: _Checker, data: _LineDict, key: str) -> list[_LineDict]:
 
 
 def _from_csv(chk: _Checker, text: str) -> tuple[str | None, list[Ad], list[Recording]]:
+    try:
+        return _read_csv(chk, text)
+    except csv.Error as err:  # a field over csv's size limit, a NUL byte, ...
+        chk.add(0, f"not a valid CSV file: {err}")
+        return None, [], []
+
+
+def _read_csv(chk: _Checker, text: str) -> tuple[str | None, list[Ad], list[Recording]]:
     reader = csv.DictReader(text.splitlines())
     header = [_ALIASES.get(h.strip(), h.strip()) for h in reader.fieldnames or []]
     for col in ("viewer", "ad", "recording", "ad_duration_s"):
@@ -311,7 +403,12 @@ def _from_csv(chk: _Checker, text: str) -> tuple[str | None, list[Ad], list[Reco
     if chk.problems:
         return None, [], []
     reader.fieldnames = header
-    rows = [(i + 2, {k: (v or "").strip() for k, v in row.items() if k is not None}) for i, row in enumerate(reader)]
+    rows = []
+    for i, row in enumerate(reader):
+        if i >= MAX_RECORDINGS:
+            chk.add(i + 2, f"a manifest may list at most {MAX_RECORDINGS} recordings")
+            return None, [], []
+        rows.append((i + 2, {k: v.strip() if isinstance(v, str) else "" for k, v in row.items() if k is not None}))
     ads: dict[str, Ad] = {}
     for line, row in rows:
         name = row.get("ad", "")
@@ -338,12 +435,26 @@ def load_manifest(path: str | Path) -> Manifest:
     """
     path = Path(path)
     chk = _Checker(path)
-    if not path.is_file():
-        raise ManifestError(path, ["the manifest file does not exist"])
+    why = path_problem(str(path))
+    if why is not None:
+        raise ManifestError(shown(str(path)), [f"the manifest path {why}"])
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        is_file = path.is_file()
+    except OSError as err:
+        raise ManifestError(path, [f"the manifest path cannot be used ({err.strerror or err})"]) from None
+    if not is_file:
+        gone = not (path.exists() or path.is_symlink())
+        raise ManifestError(path, ["the manifest file does not exist" if gone
+                                   else "the manifest is not a regular file"])
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(path, [f"the manifest is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MB"])
+        with path.open("rb") as fh:  # at most the limit, even from a file that lies about its size
+            text = fh.read(MAX_MANIFEST_BYTES + 1).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(path, [f"cannot read the manifest: {err}"]) from None
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise ManifestError(path, [f"the manifest is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MB"])
     if path.suffix.lower() == ".csv":
         name, ads, recs = _from_csv(chk, text)
     elif path.suffix.lower() in (".yaml", ".yml"):
@@ -352,6 +463,11 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError(path, [f"unknown manifest type {path.suffix!r}: use .yaml, .yml or .csv"])
     if not chk.problems and not recs:
         chk.add(0, "the campaign is empty: no recordings")
+    seconds = {ad.name: ad.seconds for ad in ads}
+    total = sum(seconds.get(r.ad, 0) for r in recs if r.kind == "video")
+    if total > MAX_VIEWER_SECONDS:
+        chk.add(0, f"the recordings add up to {total} viewer-seconds of ads; the limit is {MAX_VIEWER_SECONDS} "
+                "(split the campaign)")
     if chk.problems:
         raise ManifestError(path, chk.problems)
     return Manifest(path, name or path.stem, tuple(ads), tuple(recs))

@@ -85,8 +85,10 @@ def _merged_pairs(node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node
 
 
 def _yaml_refs(text: str) -> list[tuple[int, str]]:
+    from ..safeyaml import compose
+
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text)
     except yaml.YAMLError:
         return []  # load_manifest reports it, with its line
     refs: list[tuple[int, str]] = []
@@ -107,26 +109,36 @@ def _csv_refs(text: str) -> list[tuple[int, str]]:
     import csv
 
     rows = csv.reader(text.splitlines())
-    header = [h.strip() for h in next(rows, [])]
-    cols = [i for i, h in enumerate(header) if h in _CSV_KEYS]
-    return [(n + 2, row[i]) for n, row in enumerate(rows) for i in cols if i < len(row)]
+    try:
+        header = [h.strip() for h in next(rows, [])]
+        cols = [i for i, h in enumerate(header) if h in _CSV_KEYS]
+        return [(n + 2, row[i]) for n, row in enumerate(rows) for i in cols if i < len(row)]
+    except csv.Error:
+        return []  # load_manifest reports it
 
 
 def referenced_paths(manifest: Path) -> list[tuple[int, str]]:
     """``(line, value)`` of every recording and ad-video path a manifest names (unchecked; empty
     when the manifest cannot be parsed: :func:`load_manifest` then says why)."""
+    from ..campaign.manifest import MAX_MANIFEST_BYTES
+
     try:
-        text = manifest.read_text(encoding="utf-8-sig")
+        with manifest.open("rb") as fh:
+            text = fh.read(MAX_MANIFEST_BYTES + 1).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return []
+    if len(text) > MAX_MANIFEST_BYTES:
+        return []  # load_manifest refuses it
     refs = _csv_refs(text) if manifest.suffix.lower() == ".csv" else _yaml_refs(text)
     return [(line, value.strip()) for line, value in refs if value.strip()]
 
 
-def _inside(path: Path, root: Path) -> bool:
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves (symlinks followed) inside ``root``; False for paths that cannot be
+    resolved (a symlink loop, a NUL byte, a name too long)."""
     try:
         return path.resolve().is_relative_to(root)
-    except (OSError, RuntimeError):  # a symlink loop
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte, a name too long
         return False
 
 
@@ -140,9 +152,13 @@ def _escape_error(source: Source, shown: str, lines: Sequence[str]) -> EmolensEr
 def _check_paths(manifest: Path, root: Path, source: Source, shown: str) -> None:
     """Refuse a manifest naming any path that resolves outside ``root`` (before anything is opened)."""
     bad = []
+    from ..campaign.manifest import path_problem
+
     for line, value in referenced_paths(manifest):
+        if path_problem(value) is not None:
+            continue  # load_manifest names the problem (and opens nothing)
         p = Path(value).expanduser()
-        if not _inside(p if p.is_absolute() else manifest.parent / p, root):
+        if not inside(p if p.is_absolute() else manifest.parent / p, root):
             bad.append(f"line {line}: {value!r} is outside")  # what the client wrote, never where it leads
     if bad:
         raise _escape_error(source, shown, bad)
@@ -155,10 +171,10 @@ def _check_loaded(m: Manifest, root: Path, source: Source, shown: str) -> None:
     bad = []
     for rec in m.recordings:
         files = [rec.path, *(photo_files(rec.path) if rec.path.is_dir() else [])]
-        if not all(_inside(f, root) for f in files):
+        if not all(inside(f, root) for f in files):
             bad.append(f"line {rec.line}: the recording of viewer {rec.viewer!r} is outside")
     bad += [f"line {ad.line}: the video of ad {ad.name!r} is outside" for ad in m.ads
-            if ad.video is not None and not _inside(ad.video, root)]
+            if ad.video is not None and not inside(ad.video, root)]
     if bad:
         raise _escape_error(source, shown, bad)
 
@@ -173,7 +189,7 @@ def load_confined(manifest: Path, root: Path, source: Source, shown: str) -> Man
     from ..campaign.manifest import ManifestError, load_manifest
 
     root = root.resolve()
-    if not _inside(manifest, root):
+    if not inside(manifest, root):
         raise _escape_error(source, shown, ["the manifest itself is outside"])
     _check_paths(manifest, root, source, shown)
     try:

@@ -1,6 +1,6 @@
 """The record of one background job, its states, and the errors of the job system.
 
-A job moves ``queued -> running -> succeeded | failed`` and never back (except that a *queued*
+A job moves ``queued -> running -> succeeded | partial | failed`` and never back (except that a *queued*
 job left behind by a stopped server is taken over, still queued, by the next one). Records are
 frozen: the store hands out a fresh one on every read.
 """
@@ -28,15 +28,25 @@ class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
     FAILED = "failed"
 
     @property
     def finished(self) -> bool:
-        """True once the job can change no more (succeeded or failed)."""
-        return self in (JobState.SUCCEEDED, JobState.FAILED)
+        """True once the job can change no more (succeeded, partial or failed)."""
+        return self in (JobState.SUCCEEDED, JobState.PARTIAL, JobState.FAILED)
+
+    @property
+    def has_result(self) -> bool:
+        """True for a job that ended with a result: whole (succeeded) or with parts missing (partial)."""
+        return self in (JobState.SUCCEEDED, JobState.PARTIAL)
 
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+PUBLIC_CLIENT = "public"
+"""The client of a server without API keys; jobs recorded with no client belong to it too."""
+FINISHED_STATES = (JobState.SUCCEEDED, JobState.PARTIAL, JobState.FAILED)
 
 
 class JobNotFound(EmolensError):
@@ -88,6 +98,9 @@ class JobRecord:
     the job's folder, :meth:`JobStore.job_dir`) of the files it produced. ``error`` is the reason
     a failed job failed and ``error_type`` its class (``UnsupportedMedia``, ``ServerRestarted``,
     ...). Timestamps are POSIX seconds. ``owner`` names the server process that holds the job (None: nobody).
+    ``client`` is who asked for it (an API key's digest, :data:`PUBLIC_CLIENT` without keys; None,
+    for jobs made before clients were recorded, counts as public): only that client sees it.
+    ``warnings`` say what is missing from a ``partial`` job's result (frames that could not be read).
     """
 
     id: str
@@ -106,6 +119,8 @@ class JobRecord:
     error_type: str | None = None
     owner: str | None = None
     heartbeat_at: float | None = None
+    client: str | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -129,4 +144,5 @@ class JobRecord:
             "files": list(self.files),
             "error": self.error,
             "error_type": self.error_type,
+            "warnings": list(self.warnings),
         }

@@ -26,6 +26,15 @@ A clean :meth:`JobRunner.close` interrupts its running jobs (they fail with
 Each kind's ``cleanup`` runs once a job has ended, however it ended (even when a later server
 recorded the failure), e.g. to delete an uploaded video. A failed job's folder is deleted: its
 partial files are never served.
+
+**Partial results.** A job function that could not use every input (frames that do not decode,
+...) calls :meth:`JobContext.warn`; the job then ends ``partial`` rather than ``succeeded``, with
+its warnings in the record and in its result (``result["warnings"]``).
+
+**Deleting and retention.** :meth:`JobRunner.delete` removes a finished job (record and files) and
+cancels an unfinished one (it stops at its next progress report and is then removed).
+:meth:`JobRunner.prune`, run at start and then every ``prune_every_s`` when ``retention_s`` is set,
+deletes the jobs that finished more than ``retention_s`` seconds ago.
 """
 
 from __future__ import annotations
@@ -55,7 +64,13 @@ JobFunction = Callable[["JobContext"], Mapping[str, Any] | None]
 
 
 class JobInterrupted(Exception):
-    """Raised inside a job function (by :meth:`JobContext.report`) when its runner shuts down."""
+    """Raised inside a job function (by :meth:`JobContext.report`) when its runner shuts down or
+    its job is cancelled."""
+
+
+CANCELLED = "deleted by its client before it finished"
+MAX_WARNINGS = 50
+"""Warnings kept per job (a count of the others is added): a job's record stays small."""
 
 
 class JobQueueFull(EmolensError):
@@ -117,8 +132,14 @@ def owner_alive(owner: str | None, heartbeat_at: float | None, stale_s: float, n
 class JobContext:
     """What a job function gets: its record, params, output folder and a progress reporter."""
 
-    def __init__(self, store: JobStore, job: JobRecord, stop: threading.Event, throttle_s: float) -> None:
+    def __init__(
+        self, store: JobStore, job: JobRecord, stop: threading.Event, throttle_s: float,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.job = job
+        self.warnings: list[str] = []
+        self._dropped = 0
+        self._cancelled = cancelled
         self.out_dir = store.job_dir(job.id)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._store = store
@@ -144,9 +165,23 @@ class JobContext:
         return self._stop.is_set()
 
     def check(self) -> None:
-        """Raise :class:`JobInterrupted` if the runner is shutting down."""
+        """Raise :class:`JobInterrupted` if the runner is shutting down or the job was cancelled."""
         if self._stop.is_set():
             raise JobInterrupted(SHUT_DOWN)
+        if self._cancelled():
+            raise JobInterrupted(CANCELLED)
+
+    def warn(self, text: str) -> None:
+        """Record that the result misses something (the job then ends ``partial``)."""
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(str(text)[:500])
+        else:
+            self._dropped += 1
+
+    def all_warnings(self) -> list[str]:
+        """The warnings, with a last one counting those left out."""
+        more = [f"... and {self._dropped} more warnings"] if self._dropped else []
+        return [*self.warnings, *more]
 
     def report(
         self, progress: float | None = None, message: str | None = None, *, force: bool = False, **details: Any
@@ -205,6 +240,9 @@ class JobRunner:
         throttle_s: float = 0.5,
         heartbeat_s: float = 5.0,
         stale_s: float = 60.0,
+        retention_s: float | None = None,
+        prune_every_s: float = 60.0,
+        housekeeping: Callable[[], None] | None = None,
     ) -> None:
         if max_workers < 1:
             raise InvalidInput(f"max_workers must be at least 1, got {max_workers}")
@@ -215,6 +253,11 @@ class JobRunner:
         self.throttle_s = throttle_s
         self.heartbeat_s = heartbeat_s
         self.stale_s = stale_s
+        self.retention_s = retention_s or None
+        self.prune_every_s = prune_every_s
+        self.housekeeping = housekeeping
+        self._last_prune = -float("inf")
+        self._cancelled: set[str] = set()
         self._kinds: dict[str, JobKind] = {}
         for kind in kinds:
             self.register(kind)
@@ -240,20 +283,21 @@ class JobRunner:
             log.warning(
                 "jobs left by a stopped server: %d marked failed, %d resumed", recovery.failed, recovery.resumed
             )
+        self._maybe_prune()
         if self._beat is None:
             self._beat = threading.Thread(target=self._beat_loop, name="emolens-job-heartbeat", daemon=True)
             self._beat.start()
         return recovery
 
-    def submit(self, kind: str, params: Mapping[str, Any] | None = None) -> JobRecord:
-        """Record a queued job and schedule it; returns its record at once."""
+    def submit(self, kind: str, params: Mapping[str, Any] | None = None, *, client: str | None = None) -> JobRecord:
+        """Record a queued job for ``client`` and schedule it; returns its record at once."""
         if kind not in self._kinds:
             raise InvalidInput(f"unknown job kind {kind!r}; this server runs {', '.join(self._kinds) or 'none'}")
         if self._closed:
             raise JobStoreError("the job runner is shut down")
         if self.max_queued is not None and self.waiting() >= self.max_queued:
             raise JobQueueFull(f"{self.waiting()} jobs are already waiting (the limit is {self.max_queued})")
-        record = self.store.create(kind, params, owner=self.owner)
+        record = self.store.create(kind, params, owner=self.owner, client=client)
         self._enqueue(record.id)
         return record
 
@@ -283,21 +327,30 @@ class JobRunner:
         # clean up before the final state is written: a client that sees the job ended finds
         # its upload gone and, for a failed job, no partial files
         self._cleanup(kind, final)
-        if final.state is JobState.SUCCEEDED:
-            self.store.succeed(job_id, final.result, final.files)
+        if final.state.has_result:
+            self.store.succeed(job_id, final.result, final.files, warnings=final.warnings)
         else:
             self.store.fail(job_id, final.error or "the job failed", final.error_type or "JobError")
+        with self._lock:
+            cancelled = job_id in self._cancelled
+            self._cancelled.discard(job_id)
+        if cancelled:
+            self._remove(job_id)
 
     def _outcome(self, kind: JobKind, record: JobRecord) -> JobRecord:
         """Run the job function; the record as it ended (not yet stored)."""
         ctx: JobContext | None = None
         try:
-            ctx = JobContext(self.store, record, self._stop, self.throttle_s)
+            ctx = JobContext(self.store, record, self._stop, self.throttle_s, lambda: record.id in self._cancelled)
             result = kind.run(ctx)
             files = tuple(list_files(ctx.out_dir))
-            return replace(record, state=JobState.SUCCEEDED, result=result, files=files)
-        except JobInterrupted:
-            error, error_type = SHUT_DOWN, "ServerShutDown"
+            warnings = tuple(ctx.all_warnings())
+            if warnings:
+                result = {**(result or {}), "warnings": list(warnings)}
+            state = JobState.PARTIAL if warnings else JobState.SUCCEEDED
+            return replace(record, state=state, result=result, files=files, warnings=warnings)
+        except JobInterrupted as e:
+            error, error_type = (CANCELLED, "JobCancelled") if str(e) == CANCELLED else (SHUT_DOWN, "ServerShutDown")
         except EmolensError as e:
             error, error_type = str(e) or type(e).__name__, type(e).__name__
         except Exception as e:
@@ -350,8 +403,58 @@ class JobRunner:
             try:
                 self.store.heartbeat(self.owner)
                 self.recover()
+                self._maybe_prune()
             except JobStoreError as e:
                 log.warning("job heartbeat failed: %s", e)
+
+    # -- deleting ---------------------------------------------------------------------------------
+
+    def _remove(self, job_id: str) -> None:
+        """Delete a finished job's record, then its folder."""
+        self.store.delete(job_id)
+        shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
+
+    def delete(self, job_id: str) -> JobState:
+        """Delete a job: a finished one now (record and files); a queued one is cancelled and deleted
+        now; a running one is cancelled and deleted once it has stopped. Returns the state it had."""
+        record = self.store.get(job_id)
+        if record.finished:
+            self._remove(job_id)
+        elif record.state is JobState.QUEUED and self.store.fail(job_id, CANCELLED, "JobCancelled",
+                                                                 states=(JobState.QUEUED,)):
+            self._cleanup(self._kinds.get(record.kind), self.store.get(job_id))
+            self._remove(job_id)
+        else:  # running (or it just started): stop it at its next report; _run deletes it
+            with self._lock:
+                self._cancelled.add(job_id)
+            if self.store.get(job_id).finished:  # it ended meanwhile: _run may have missed the flag
+                with self._lock:
+                    self._cancelled.discard(job_id)
+                self._remove(job_id)
+        return record.state
+
+    def prune(self, retention_s: float, now: float | None = None) -> int:
+        """Delete the jobs that finished more than ``retention_s`` seconds ago; returns how many."""
+        cutoff = (time.time() if now is None else now) - retention_s
+        removed = 0
+        while ids := self.store.finished_before(cutoff):
+            for job_id in ids:
+                self._remove(job_id)
+                removed += 1
+        return removed
+
+    def _maybe_prune(self) -> None:
+        if self.retention_s is None or time.monotonic() - self._last_prune < self.prune_every_s:
+            return
+        self._last_prune = time.monotonic()
+        removed = self.prune(self.retention_s)
+        if removed:
+            log.info("deleted %d jobs that ended more than %.0f s ago", removed, self.retention_s)
+        if self.housekeeping is not None:
+            try:
+                self.housekeeping()
+            except OSError as e:
+                log.warning("job housekeeping failed: %s", e)
 
     def wait_for(self, job_id: str, timeout: float = 60.0, poll_s: float = 0.02) -> JobRecord:
         """The job's record once it has finished, or as it stands after ``timeout`` seconds."""

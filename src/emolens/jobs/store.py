@@ -27,10 +27,10 @@ from pathlib import Path
 from types import EllipsisType
 from typing import Any
 
-from .models import ACTIVE_STATES, JobNotFound, JobRecord, JobState, JobStoreError
+from .models import ACTIVE_STATES, FINISHED_STATES, PUBLIC_CLIENT, JobNotFound, JobRecord, JobState, JobStoreError
 
 DB_NAME = "jobs.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
@@ -50,15 +50,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     error_type TEXT,
     owner TEXT,
-    heartbeat_at REAL
+    heartbeat_at REAL,
+    client TEXT,
+    warnings TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
 """
+_ADDED_COLUMNS = {"client": "client TEXT", "warnings": "warnings TEXT NOT NULL DEFAULT '[]'"}  # since version 2
 
 _COLUMNS = (
     "id, kind, state, progress, message, created_at, started_at, finished_at, params, details, result, files, "
-    "error, error_type, owner, heartbeat_at"
+    "error, error_type, owner, heartbeat_at, client, warnings"
 )
 
 
@@ -92,7 +95,7 @@ def _dumps(value: Any) -> str:
 
 def _record(row: Sequence[Any]) -> JobRecord:
     (id_, kind, state, progress, message, created, started, finished, params, details, result, files, error,
-     error_type, owner, heartbeat) = row  # fmt: skip
+     error_type, owner, heartbeat, client, warnings) = row  # fmt: skip
     return JobRecord(
         id=id_,
         kind=kind,
@@ -110,6 +113,8 @@ def _record(row: Sequence[Any]) -> JobRecord:
         error_type=error_type,
         owner=owner,
         heartbeat_at=heartbeat,
+        client=client,
+        warnings=tuple(json.loads(warnings or "[]")),
     )
 
 
@@ -133,6 +138,10 @@ class JobStore:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.executescript(_SCHEMA)
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+            for name, column in _ADDED_COLUMNS.items():
+                if name not in have:  # a store written by an older emolens
+                    self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as e:
             raise JobStoreError(f"cannot open the jobs database {self.path}: {e}") from e
@@ -171,27 +180,53 @@ class JobStore:
 
     # -- create and read ---------------------------------------------------------------------
 
-    def create(self, kind: str, params: Mapping[str, Any] | None = None, *, owner: str | None = None) -> JobRecord:
-        """Record a new queued job of ``kind`` with JSON ``params``; returns it (with a fresh id)."""
+    def create(
+        self, kind: str, params: Mapping[str, Any] | None = None, *, owner: str | None = None,
+        client: str | None = None,
+    ) -> JobRecord:
+        """Record a new queued job of ``kind`` with JSON ``params`` for ``client``; returns it (with a fresh id)."""
         job_id = uuid.uuid4().hex
         now = time.time()
         with self._db() as db:
             db.execute(
-                "INSERT INTO jobs (id, kind, state, created_at, params, owner, heartbeat_at) VALUES (?,?,?,?,?,?,?)",
-                (job_id, kind, JobState.QUEUED.value, now, _dumps(params or {}), owner, now),
+                "INSERT INTO jobs (id, kind, state, created_at, params, owner, heartbeat_at, client) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (job_id, kind, JobState.QUEUED.value, now, _dumps(params or {}), owner, now, client),
             )
         return self.get(job_id)
 
-    def get(self, job_id: str) -> JobRecord:
-        """The job ``job_id``; :class:`JobNotFound` when there is none."""
+    def get(self, job_id: str, *, client: str | EllipsisType | None = ...) -> JobRecord:
+        """The job ``job_id``; :class:`JobNotFound` when there is none or, when ``client`` is given,
+        when it belongs to another client (the same answer: a client cannot learn others' job ids)."""
         with self._db() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
+        if row is None or (client is not ... and (row[-2] or PUBLIC_CLIENT) != client):
+            raise JobNotFound(f"no job with id {job_id[:64]!r}")
         return _record(row)
 
-    def _where(self, kind: str | None, state: JobState | None) -> tuple[str, list[Any]]:
+    def delete(self, job_id: str) -> bool:
+        """Forget the record of a finished job (its folder is the caller's to delete); True if it was."""
+        marks = ",".join("?" for _ in FINISHED_STATES)
+        return self._update(f"DELETE FROM jobs WHERE id = ? AND state IN ({marks})",
+                            (job_id, *[s.value for s in FINISHED_STATES]))
+
+    def finished_before(self, cutoff: float, limit: int = 1000) -> list[str]:
+        """Ids of jobs that finished before ``cutoff`` (POSIX seconds), oldest first."""
+        marks = ",".join("?" for _ in FINISHED_STATES)
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT id FROM jobs WHERE state IN ({marks}) AND finished_at < ? ORDER BY finished_at LIMIT ?",
+                (*[s.value for s in FINISHED_STATES], cutoff, limit),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def _where(
+        self, kind: str | None, state: JobState | None, client: str | EllipsisType | None = ...
+    ) -> tuple[str, list[Any]]:
         clauses, args = [], []
+        if client is not ...:
+            clauses.append("COALESCE(client, ?) = ?")
+            args += [PUBLIC_CLIENT, client]
         if kind is not None:
             clauses.append("kind = ?")
             args.append(kind)
@@ -201,10 +236,11 @@ class JobStore:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
     def list_jobs(
-        self, *, limit: int = 20, offset: int = 0, kind: str | None = None, state: JobState | None = None
+        self, *, limit: int = 20, offset: int = 0, kind: str | None = None, state: JobState | None = None,
+        client: str | EllipsisType | None = ...,
     ) -> list[JobRecord]:
-        """Jobs, newest first, optionally of one ``kind`` and/or ``state``; ``limit``/``offset`` page."""
-        where, args = self._where(kind, state)
+        """Jobs, newest first, optionally of one ``kind``, ``state`` and/or ``client``; ``limit``/``offset`` page."""
+        where, args = self._where(kind, state, client)
         with self._db() as db:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM jobs{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
@@ -212,9 +248,11 @@ class JobStore:
             ).fetchall()
         return [_record(r) for r in rows]
 
-    def count(self, *, kind: str | None = None, state: JobState | None = None) -> int:
+    def count(
+        self, *, kind: str | None = None, state: JobState | None = None, client: str | EllipsisType | None = ...
+    ) -> int:
         """How many jobs :meth:`list_jobs` would page through."""
-        where, args = self._where(kind, state)
+        where, args = self._where(kind, state, client)
         with self._db() as db:
             return int(db.execute(f"SELECT COUNT(*) FROM jobs{where}", args).fetchone()[0])
 
@@ -263,18 +301,22 @@ class JobStore:
         )
 
     def succeed(
-        self, job_id: str, result: Mapping[str, Any] | None, files: Sequence[str] = (), message: str = "done"
+        self, job_id: str, result: Mapping[str, Any] | None, files: Sequence[str] = (), message: str = "done",
+        warnings: Sequence[str] = (),
     ) -> bool:
-        """``running -> succeeded`` with the job's JSON ``result`` and the ``files`` it wrote."""
+        """``running -> succeeded`` with the job's JSON ``result`` and the ``files`` it wrote; ``running ->
+        partial`` instead when there are ``warnings`` (what the result is missing)."""
+        state = JobState.PARTIAL if warnings else JobState.SUCCEEDED
         return self._update(
             "UPDATE jobs SET state = ?, progress = 1, message = ?, result = ?, files = ?, finished_at = ?, "
-            "owner = NULL WHERE id = ? AND state = ?",
+            "owner = NULL, warnings = ? WHERE id = ? AND state = ?",
             (
-                JobState.SUCCEEDED.value,
-                message,
+                state.value,
+                "done, with parts missing" if warnings and message == "done" else message,
                 None if result is None else _dumps(result),
                 _dumps(list(files)),
                 time.time(),
+                _dumps(list(warnings)),
                 job_id,
                 JobState.RUNNING.value,
             ),
