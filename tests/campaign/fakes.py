@@ -26,12 +26,13 @@ def probs(dominant: str, p: float, labels: Sequence[str] = FER7) -> dict[str, fl
 
 
 def frame(t: float, p: Mapping[str, float] | None, brightness: float = 100.0, sharpness: float = 200.0,
-          source: str = "") -> dict[str, Any]:
-    """One frame-table row: a face with probabilities ``p``, or no face when ``p`` is None."""
+          source: str = "", looking: bool | None = None) -> dict[str, Any]:
+    """One frame-table row: a face with probabilities ``p``, or no face when ``p`` is None;
+    ``looking``: the head pose's verdict (None: no pose, as an engine without head pose)."""
     if p is None:
         return {"t": t, "face_found": False, "brightness": brightness, "source": source}
     return {"t": t, "face_found": True, "x": 10, "y": 10, "w": 40, "h": 40, "brightness": brightness,
-            "sharpness": sharpness, "source": source, **p}
+            "sharpness": sharpness, "source": source, "looking": None if looking is None else float(looking), **p}
 
 
 class FakeAnalyser:

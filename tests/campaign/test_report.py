@@ -145,24 +145,29 @@ def test_report_is_deterministic(campaign: tuple[dict[str, Any], pd.DataFrame, P
     assert render_report(summary, series, out) == render_report(copy.deepcopy(summary), series.copy(), out)
 
 
-def test_verdict_names_the_winner_and_significance(campaign: tuple[dict[str, Any], pd.DataFrame, Path]) -> None:
+def test_verdict_names_the_winner_only_when_significant(campaign: tuple[dict[str, Any], pd.DataFrame, Path]) -> None:
     summary, _, _ = campaign
     text = verdict(summary, summary["ads"])
-    assert "<b>alpha</b> worked better" in text and "p = 0.012" in text
+    assert 'data-outcome="winner" data-winner="alpha"' in text
+    assert "alpha worked better" in text and "p = 0.012" in text
     summary["comparisons"][0]["p_value"] = 0.2
     text = verdict(summary, summary["ads"])
-    assert "not statistically significant" in text and "p = 0.200 ≥ 0.05" in text
+    assert 'data-outcome="tie"' in text and "worked better" not in text and "smallest p = 0.200 &gt;= 0.05" in text
 
 
-def test_verdict_without_p_value_uses_ci_overlap(campaign: tuple[dict[str, Any], pd.DataFrame, Path]) -> None:
+def test_verdict_without_a_test_is_a_tie_even_when_cis_are_apart(
+        campaign: tuple[dict[str, Any], pd.DataFrame, Path]) -> None:
     summary, _, _ = campaign
-    summary["comparisons"] = []
-    rows = summary["ranking"][0]["rows"]
-    rows[1].update(ci_high=0.6)  # overlaps alpha's 0.52..0.72
+    summary["comparisons"] = []  # the CIs 0.52-0.72 and 0.31-0.51 do not overlap, but nothing was tested
     text = verdict(summary, summary["ads"])
-    assert "not statistically significant" in text and "CIs overlap" in text
-    rows[1].update(ci_high=0.5)
-    assert "worked better" in verdict(summary, summary["ads"])
+    assert 'data-outcome="tie"' in text and "no test was possible" in text
+
+
+def test_verdict_of_the_summary_is_shown_word_for_word(campaign: tuple[dict[str, Any], pd.DataFrame, Path]) -> None:
+    summary, series, out = campaign
+    summary["verdict"] = {"text": "Tie & more: as decided", "outcome": "tie", "winner": None, "kpis": []}
+    html = render_report(summary, series, out)
+    assert "Tie &amp; more: as decided" in html
 
 
 def test_one_ad_has_no_comparison_section(campaign: tuple[dict[str, Any], pd.DataFrame, Path]) -> None:
@@ -207,11 +212,3 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
         write_report({"campaign": "x"}, pd.DataFrame(), tmp_path)
     with pytest.raises(InvalidInput, match="n_viewers"):
         write_report({"ads": []}, make_series({"a": 2}).drop(columns=["n_viewers"]), tmp_path)
-
-
-def test_leads_count_first_places_and_ties(campaign: tuple[dict[str, Any], pd.DataFrame, Path]) -> None:
-    summary, _, _ = campaign
-    assert "<b>alpha</b> ranks first on 2 of 2" in verdict(summary, summary["ads"])
-    summary["ranking"][1]["rows"][1]["value"] = 0.62  # positive_share: beta equals alpha
-    text = verdict(summary, summary["ads"])
-    assert "<b>alpha</b> ranks first on 1 of 2; tied on 1" in text

@@ -20,6 +20,7 @@ import pytest
 from scipy import stats as sps
 
 from emolens.campaign import CampaignSettings, analyze_campaign
+from emolens.campaign.attention import ATTENTION_KPIS
 from emolens.errors import InvalidInput
 from emolens.labels import FER7, VALENCE
 from tests.video.synth import write_video
@@ -81,7 +82,7 @@ def no_report(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Replace the report module by a recorder (the report has its own tests)."""
     calls: list[tuple[Any, ...]] = []
 
-    def write_report(summary: Any, series: pd.DataFrame, out_dir: Path) -> Path:
+    def write_report(summary: Any, series: pd.DataFrame, out_dir: Path, **tables: Any) -> Path:
         calls.append((summary, series, out_dir))
         (out_dir / "report.html").write_text("<html></html>")
         return out_dir / "report.html"
@@ -149,7 +150,8 @@ def hand_curve(viewers: list[dict[int, dict[str, float] | None]], emotion: str, 
 def test_tiny_campaign_matches_the_hand_computation(campaign: tuple[Path, FakeAnalyser], tmp_path: Path,
                                                     no_report: list[Any]) -> None:
     manifest, fake = campaign
-    res = analyze_campaign(manifest, tmp_path / "out", fake, CampaignSettings(bootstrap=B, seed=SEED), progress=False)
+    res = analyze_campaign(manifest, tmp_path / "out", fake, CampaignSettings(bootstrap=B, seed=SEED, min_viewers_ci=1),
+                           progress=False)
     s = res.summary
     qc = {q["viewer"]: q for q in s["qc"]}
     assert [v for v, q in qc.items() if q["status"] == "kept"] == ["a1", "a2", "b1", "b2", "b3"]
@@ -215,11 +217,18 @@ def check_ranking_and_tests(s: dict[str, Any], per_viewer: dict[str, list[dict[s
     for block in s["ranking"]:
         kpi = block["kpi"]
         values = {a["name"]: a["kpis"][kpi]["value"] for a in s["ads"]}
-        best = sorted(values, key=lambda ad: -values[ad] if block["higher_is_better"] else values[ad])
-        assert [r["ad"] for r in block["rows"]] == best and [r["rank"] for r in block["rows"]] == [1, 2]
+        if kpi in ATTENTION_KPIS:  # the fake engine gives no head pose: unavailable, never 0
+            assert set(values.values()) == {None} and [r["rank"] for r in block["rows"]] == [None, None]
+            continue
+        best = sorted(values, key=lambda ad: values[ad] if block["higher_is_better"] is False else -values[ad])
+        ranks = [None, None] if block["direction"] == "none" else [1, 1 if values["A"] == values["B"] else 2]
+        assert [r["ad"] for r in block["rows"]] == best and [r["rank"] for r in block["rows"]] == ranks
         assert all(r["n"] == 2 for r in block["rows"])
-    assert [(c["a"], c["b"]) for c in s["comparisons"]] == [("A", "B")] * 6
+    assert [(c["a"], c["b"]) for c in s["comparisons"]] == [("A", "B")] * 9
     for j, c in enumerate(s["comparisons"]):
+        if c["kpi"] in ATTENTION_KPIS:
+            assert (c["difference"], c["p_value"]) == (None, None)
+            continue
         x = [k[c["kpi"]] for k in per_viewer["A"]]
         y = [k[c["kpi"]] for k in per_viewer["B"]]
         assert c["difference"] == pytest.approx(statistics.fmean(x) - statistics.fmean(y), abs=1e-12)
@@ -243,15 +252,19 @@ def check_files(out: Path, s: dict[str, Any]) -> None:
     assert on_disk == json.loads(json.dumps(s))
     assert on_disk["settings"] == {"expressing_threshold": .5, "min_face_rate": .5, "min_brightness": 40.0,
                                    "min_sharpness": 15.0, "bootstrap": B, "seed": SEED, "confidence": .95,
-                                   "sample_fps": 5.0}
+                                   "sample_fps": 5.0, "min_viewers_ci": 1}
     assert set(on_disk) == {"campaign", "generated_at", "emolens_version", "model", "settings", "definitions", "ads",
-                            "ranking", "comparisons", "segments", "qc", "files"}
+                            "verdict", "ranking", "comparisons", "segments", "qc", "files"}
     series = pd.read_csv(out / "series.csv")
     assert list(series.columns) == ["ad", "second", "emotion", "mean", "ci_low", "ci_high", "share_expressing",
                                     "n_viewers"]
     assert pd.read_parquet(out / "series.parquet").shape == series.shape == (6 * 7, 8)
     vs = pd.read_csv(out / "viewer_seconds.csv")
-    assert list(vs.columns) == ["ad", "viewer", "second", "face_found", *FER7, "segment"]
+    assert list(vs.columns) == ["ad", "viewer", "second", "face_found", "looking", *FER7, "segment"]
+    assert vs["looking"].isna().all()  # no head pose from this engine: unavailable, not 0
+    timeline = pd.read_csv(out / "timeline.csv")
+    assert timeline["ad"].tolist() == ["A"] * 3 + ["B"] * 3 and timeline["share_looking"].isna().all()
+    assert (timeline["n_attention"] == 0).all()
     assert vs["viewer"].tolist() == ["a1"] * 3 + ["a2"] * 3 + ["b1"] * 3 + ["b2"] * 3
     assert pd.read_parquet(out / "viewer_seconds.parquet").shape == vs.shape
     kp = pd.read_csv(out / "kpis.csv")

@@ -20,6 +20,12 @@ def run(args: list[str]) -> int:
     return main(args)
 
 
+@pytest.fixture(autouse=True)
+def _norms_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The campaign CLI records norms by default: keep them out of the home folder."""
+    monkeypatch.setenv("EMOLENS_NORMS", str(tmp_path / "norms.sqlite"))
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_model(tmp_path_factory.mktemp("cli-campaign") / "tiny.onnx")

@@ -7,7 +7,9 @@ Per viewer (over the ad's seconds; "face seconds" = seconds with the viewer's fa
   emotion (highest mean probability that second) has valence +1 / -1 / 0 (:data:`emolens.labels.VALENCE`;
   surprise counts as 0);
 * ``expressiveness``: mean of ``1 - p(neutral)`` over face seconds;
-* ``valence_index``: mean over face seconds of ``sum_e p(e)·VALENCE[e]`` (in [-1, 1]).
+* ``valence_index``: mean over face seconds of ``sum_e p(e)·VALENCE[e]`` (in [-1, 1]);
+* ``attention``, ``attention_first3s``, ``engagement``: from the head pose (:mod:`.attention`), NaN
+  when the engine gave no pose.
 
 Per ad: each KPI is the mean over kept viewers (NaN ignored) with a 95% percentile-bootstrap CI
 over viewers (one resample matrix per ad, :func:`emolens.campaign.stats.bootstrap_indices`, shared
@@ -26,11 +28,12 @@ import numpy as np
 import pandas as pd
 
 from ..labels import VALENCE
+from .attention import ATTENTION_KPIS, viewer_attention
 from .series import matrix, valence_matrix
 from .stats import bootstrap_indices, bootstrap_means, nanmean, percentile_ci, resample_weights
 
 VIEWER_KPIS = ("face_found_rate", "positive_share", "negative_share", "neutral_share", "expressiveness",
-               "valence_index")
+               "valence_index", *ATTENTION_KPIS)
 AD_KPIS = (*VIEWER_KPIS, "peak_happiness")
 LOWER_IS_BETTER = frozenset({"negative_share"})
 
@@ -44,6 +47,11 @@ DEFINITIONS: dict[str, str] = {
     "valence_index": "mean over face seconds of sum of p(emotion) x valence (+1 happiness, -1 negative, 0 other); "
                      "from -1 to 1",
     "peak_happiness": "highest value of the ad's mean happiness curve (over viewers with a face) and its second",
+    "attention": "mean over the ad's seconds of the share of frames in which the viewer looks at the screen "
+                 "(head pose; no face counts as not looking); empty when the model gives no head pose",
+    "attention_first3s": "attention over the ad's first 3 seconds",
+    "engagement": "expressiveness while looking: mean of 1 - p(neutral) over the seconds in which the viewer looks "
+                  "at the screen",
     "share_expressing": "share of viewers with a face that second whose probability of the emotion is >= the "
                         "expressing threshold",
 }
@@ -54,6 +62,7 @@ def viewer_kpis(seconds: pd.DataFrame, labels: Sequence[str]) -> dict[str, float
     n_total = len(seconds)
     face = seconds.loc[seconds["face_found"] > 0, list(labels)].to_numpy(dtype=float)
     out = {k: math.nan for k in VIEWER_KPIS}
+    out.update(viewer_attention(seconds, labels))
     out["face_found_rate"] = len(face) / n_total if n_total else math.nan
     if not len(face):
         return out
@@ -99,9 +108,11 @@ def peak(curve: np.ndarray) -> tuple[float, int | None]:
 
 
 def ad_kpis(per_viewer: pd.DataFrame, happiness: np.ndarray, resamples: int, seed: int,
-            confidence: float = 0.95) -> dict[str, KpiValue]:
+            confidence: float = 0.95, min_viewers_ci: int = 1) -> dict[str, KpiValue]:
     """The KPIs of one ad. ``per_viewer``: one row per kept viewer, one column per viewer KPI;
-    ``happiness``: the (viewers, seconds) happiness matrix of the same viewers (NaN = no face)."""
+    ``happiness``: the (viewers, seconds) happiness matrix of the same viewers (NaN = no face).
+    With fewer than ``min_viewers_ci`` viewers the values come without a CI (NaN): a bootstrap over
+    2-4 viewers is little more than their min-max and would pretend a precision it does not have."""
     n = len(per_viewer)
     nan = KpiValue(math.nan, math.nan, math.nan)
     if n == 0:
@@ -109,10 +120,12 @@ def ad_kpis(per_viewer: pd.DataFrame, happiness: np.ndarray, resamples: int, see
     idx = bootstrap_indices(n, resamples, seed)
     out = {}
     for k in VIEWER_KPIS:
-        v = per_viewer[k].to_numpy(dtype=float)
+        v = per_viewer[k].to_numpy(dtype=float) if k in per_viewer else np.full(n, np.nan)
         lo, hi = percentile_ci(bootstrap_means(v, idx), confidence)
         out[k] = KpiValue(nanmean(v), lo, hi)
     out["peak_happiness"] = peak_happiness(happiness, idx, confidence)
+    if n < min_viewers_ci:
+        out = {k: KpiValue(v.value, math.nan, math.nan, v.second, v.is_peak) for k, v in out.items()}
     return out
 
 

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 THUMB_WIDTH = 320
 """Width in pixels of the key-moment thumbnails (height keeps the aspect ratio)."""
+STRIP_WIDTH = 120
+"""Width in pixels of the filmstrip frames."""
+STRIP_FRAMES = 8
+"""At most this many filmstrip frames per ad."""
 
 FILES = {
     "summary_json": "summary.json",
@@ -29,6 +33,8 @@ FILES = {
     "series_parquet": "series.parquet",
     "viewer_seconds_csv": "viewer_seconds.csv",
     "viewer_seconds_parquet": "viewer_seconds.parquet",
+    "timeline_csv": "timeline.csv",
+    "timeline_parquet": "timeline.parquet",
     "kpis_csv": "kpis.csv",
     "qc_csv": "qc.csv",
     "report_html": "report.html",
@@ -86,16 +92,37 @@ def ad_frame(video: Path, second: int) -> np.ndarray | None:
         cap.release()
 
 
-def write_thumbnail(video: Path, second: int, out_dir: Path, ad: str) -> str | None:
-    """Writes ``thumbs/<ad>_<second>.jpg`` (width :data:`THUMB_WIDTH`) and returns its path relative
-    to ``out_dir``; None (with a warning) when the frame cannot be read."""
+def write_thumbnail(video: Path, second: int, out_dir: Path, ad: str, width: int = THUMB_WIDTH,
+                    prefix: str = "") -> str | None:
+    """Writes ``thumbs/<prefix><ad>_<second>.jpg`` (``width`` pixels wide) and returns its path
+    relative to ``out_dir``; None (with a warning) when the frame cannot be read."""
     rgb = ad_frame(video, second)
     if rgb is None:
-        log.warning("%s: no frame at %d s for a key-moment thumbnail", video, second)
+        log.warning("%s: no frame at %d s for a thumbnail", video, second)
         return None
     h, w = rgb.shape[:2]
-    small = cv2.resize(rgb, (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))), interpolation=cv2.INTER_AREA)
-    rel = f"{FILES['thumbs_dir']}/{safe_name(ad)}_{second}.jpg"
+    small = cv2.resize(rgb, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    rel = f"{FILES['thumbs_dir']}/{prefix}{safe_name(ad)}_{second}.jpg"
     (out_dir / FILES["thumbs_dir"]).mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out_dir / rel), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return rel
+
+
+def filmstrip_seconds(duration_s: float, frames: int = STRIP_FRAMES) -> list[int]:
+    """The ad seconds shown in the filmstrip: evenly spread over the ad, first and last included,
+    at most ``frames`` and at most one per second."""
+    last = max(0, math.ceil(duration_s - 1e-9) - 1)
+    if last + 1 <= frames:
+        return list(range(last + 1))
+    return sorted({round(i * last / (frames - 1)) for i in range(frames)})
+
+
+def write_filmstrip(video: Path, duration_s: float, out_dir: Path, ad: str) -> list[dict[str, Any]]:
+    """The filmstrip frames of an ad (``thumbs/strip_<ad>_<second>.jpg``, :data:`STRIP_WIDTH` wide):
+    ``[{"second", "thumbnail"}]``, frames that cannot be read left out."""
+    out = []
+    for s in filmstrip_seconds(duration_s):
+        rel = write_thumbnail(video, s, out_dir, ad, width=STRIP_WIDTH, prefix="strip_")
+        if rel is not None:
+            out.append({"second": s, "thumbnail": rel})
+    return out

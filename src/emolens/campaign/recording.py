@@ -4,7 +4,8 @@ A *frame table* (one per recording; a pandas DataFrame) has one row per analysed
 photo: ``t`` (seconds in the recording; the photo's index for photos), ``face_found`` (bool), the
 viewer's face box ``x, y, w, h`` (NaN without a face), ``brightness`` (mean gray of the frame,
 0-255), ``sharpness`` (of the face, NaN without one), ``source`` (the photo's file name, "" for
-video) and one column per emotion label (the face's probabilities, NaN without a face).
+video), ``looking`` (1 when the head pose faces the camera, 0 when turned away, NaN without a face
+or without a pose) and one column per emotion label (the face's probabilities, NaN without a face).
 
 The viewer's face is the largest face in the frame, except that once chosen its track id is
 followed while that track lives (so a passer-by who comes closer does not take over).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,6 +36,7 @@ import pandas as pd
 
 from ..errors import EmolensError
 from .manifest import Manifest, Recording, photo_files
+from .modelcard import model_card
 from .qc import face_sharpness, frame_brightness
 
 if TYPE_CHECKING:
@@ -42,9 +45,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped whenever the frame table changes meaning; old cache files are then ignored."""
-BASE_COLUMNS = ("t", "face_found", "x", "y", "w", "h", "brightness", "sharpness", "source")
+BASE_COLUMNS = ("t", "face_found", "x", "y", "w", "h", "brightness", "sharpness", "source", "looking")
 
 
 class RecordingAnalyser(Protocol):
@@ -71,7 +74,7 @@ def empty_frames(labels: Sequence[str]) -> pd.DataFrame:
 def frame_table(rows: Iterable[dict[str, Any]], labels: Sequence[str]) -> pd.DataFrame:
     """Frame table from row dicts (missing keys become NaN); columns in the documented order."""
     df = pd.DataFrame(list(rows), columns=[*BASE_COLUMNS, *labels])
-    for col in ("t", "x", "y", "w", "h", "brightness", "sharpness", *labels):
+    for col in ("t", "x", "y", "w", "h", "brightness", "sharpness", "looking", *labels):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["face_found"] = df["face_found"].fillna(False).astype(bool)
     df["source"] = df["source"].fillna("").astype(str)
@@ -79,11 +82,13 @@ def frame_table(rows: Iterable[dict[str, Any]], labels: Sequence[str]) -> pd.Dat
 
 
 def face_row(face: FaceResult | None, labels: Sequence[str]) -> dict[str, Any]:
-    """The face part of a frame-table row (box and probabilities), NaNs when there is no face."""
+    """The face part of a frame-table row (box, probabilities, ``looking`` 1/0 from the head pose,
+    NaN when the engine gave no pose), NaNs when there is no face."""
     if face is None:
         return {"face_found": False}
     x, y, w, h = face.box
-    return {"face_found": True, "x": x, "y": y, "w": w, "h": h,
+    looking = math.nan if face.looking is None else float(bool(face.looking))
+    return {"face_found": True, "x": x, "y": y, "w": w, "h": h, "looking": looking,
             **{lb: float(face.probabilities[lb]) for lb in labels}}
 
 
@@ -107,6 +112,8 @@ class EngineAnalyser:
         self.model_name = analyzer.model_name
         path = getattr(analyzer.model, "path", None)
         digest = _file_hash(Path(path)) if path is not None and Path(path).is_file() else analyzer.model_name
+        self.model_id = f"{self.model_name}:{digest[:16]}"
+        self.model_card = model_card(analyzer.meta)
         self.identity = json.dumps({
             "model": digest, "labels": self.labels, "detector": str(getattr(analyzer.detector, "name", "?")),
             "align": analyzer.align, "tta": analyzer.tta, "min_face": analyzer.min_face,

@@ -18,14 +18,14 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InvalidInput
-from .report_ads import ad_section
+from .kpis import AD_KPIS as KPI_COLUMNS
+from .report_ads import AdData, ad_section
+from .report_model import model_section
 from .report_svg import finite
 from .report_tables import (
     comparisons_table,
     esc,
-    fmt_ci,
     fmt_kpi,
-    fmt_p,
     kpi_name,
     mapping_of,
     qc_table,
@@ -33,6 +33,8 @@ from .report_tables import (
     rows_of,
     segments_table,
 )
+from .report_timeline import file_link
+from .verdict import DIRECTION_TEXT, MIN_VIEWERS, ROLE_TEXT, decide
 
 SERIES_COLUMNS = ("ad", "second", "emotion", "mean", "ci_low", "ci_high", "share_expressing", "n_viewers")
 PRIMARY_KPIS = ("valence_index", "positive_share", "expressiveness")
@@ -40,21 +42,27 @@ ASSETS = Path(__file__).with_name("report_assets")
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
-def write_report(summary: Mapping[str, Any], series: pd.DataFrame, out_dir: Path) -> Path:
+def write_report(summary: Mapping[str, Any], series: pd.DataFrame, out_dir: Path, *,
+                 timeline: pd.DataFrame | None = None, viewer_seconds: pd.DataFrame | None = None,
+                 viewer_kpis: pd.DataFrame | None = None) -> Path:
     """Writes ``out_dir/report.html`` and returns its path.
 
     ``summary`` follows the summary.json schema (docs/campaigns.md); missing optional parts are
     left out of the page. ``series`` is series.csv (long format, columns ``ad, second, emotion, mean,
     ci_low, ci_high, share_expressing, n_viewers``); it may be empty (photos-only campaigns).
     Thumbnails named by ``key_moments[].thumbnail`` are read from ``out_dir``; a missing one shows a
-    placeholder. Raises :class:`~emolens.errors.InvalidInput` when ``summary`` has no ``ads`` list
-    or ``series`` lacks a required column.
+    placeholder. ``timeline``, ``viewer_seconds`` and ``viewer_kpis`` (timeline.csv,
+    viewer_seconds.csv, kpis.csv) add the valence and attention charts and the per-viewer
+    drill-down; without them those parts are left out. Raises
+    :class:`~emolens.errors.InvalidInput` when ``summary`` has no ``ads`` list or ``series`` lacks a
+    required column.
     """
     _check(summary, series)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
-    path.write_text(render_report(summary, series, out_dir), encoding="utf-8")
+    path.write_text(render_report(summary, series, out_dir, timeline=timeline, viewer_seconds=viewer_seconds,
+                                  viewer_kpis=viewer_kpis), encoding="utf-8")
     return path
 
 
@@ -70,18 +78,29 @@ def _check(summary: Mapping[str, Any], series: pd.DataFrame) -> None:
         raise InvalidInput(f"series (series.csv) lacks the column(s) {', '.join(missing)}")
 
 
-def render_report(summary: Mapping[str, Any], series: pd.DataFrame, out_dir: Path) -> str:
+def render_report(summary: Mapping[str, Any], series: pd.DataFrame, out_dir: Path, *,
+                  timeline: pd.DataFrame | None = None, viewer_seconds: pd.DataFrame | None = None,
+                  viewer_kpis: pd.DataFrame | None = None) -> str:
     """The report's HTML text (see :func:`write_report`, which also checks the input)."""
     ads = rows_of(summary.get("ads"))
     labels = [str(x) for x in mapping_of(summary.get("model")).get("labels") or []]
-    ad_html = "".join(ad_section(i, ad, _series_of(series, ad.get("name")), labels, out_dir)
-                      for i, ad in enumerate(ads))
+    norms = mapping_of(mapping_of(summary.get("norms")).get("ads"))
+    empty = pd.DataFrame()
+    attributes = tuple(c for c in (viewer_kpis.columns if viewer_kpis is not None else [])
+                       if c not in ("ad", "viewer", *KPI_COLUMNS))
+    ad_html = "".join(
+        ad_section(i, ad, AdData(_series_of(series, ad.get("name")), _series_of(_or(timeline, empty), ad.get("name")),
+                                 _series_of(_or(viewer_kpis, empty), ad.get("name")),
+                                 _series_of(_or(viewer_seconds, empty), ad.get("name")), attributes),
+                   labels, out_dir, norms.get(str(ad.get("name"))))
+        for i, ad in enumerate(ads))
     compare = ""
     if len(ads) >= 2:
         compare = (f'<section id="comparisons"><h2>Pairwise comparisons</h2><p class="muted">Permutation test over '
                    f"viewers (two-sided); a p-value below 0.05 means the difference is unlikely to be chance."
                    f"</p>{comparisons_table(summary.get('comparisons'))}</section>")
-    body = (f"{_header(summary)}{_verdict_section(summary, ads)}{_nav(ads)}{ad_html}"
+    body = (f"{_header(summary)}{_verdict_section(summary, ads)}{model_section(summary.get('model'))}"
+            f"{_nav(ads)}{ad_html}"
             f'<section id="ranking"><h2>Ranking per KPI</h2>{ranking_table(summary.get("ranking"))}</section>'
             f"{compare}"
             f'<section id="segments"><h2>Segments</h2>{segments_table(summary.get("segments"))}</section>'
@@ -94,6 +113,10 @@ def render_report(summary: Mapping[str, Any], series: pd.DataFrame, out_dir: Pat
             f'<link rel="icon" href="data:,"><title>{esc(title)}</title>'
             f"<style>{_asset('report.css')}</style></head><body>{body}"
             f"<script>{_asset('report.js')}</script></body></html>\n")
+
+
+def _or(df: pd.DataFrame | None, default: pd.DataFrame) -> pd.DataFrame:
+    return df if df is not None else default
 
 
 def _asset(name: str) -> str:
@@ -121,8 +144,8 @@ def _header(summary: Mapping[str, Any]) -> str:
             f'<dl class="facts">{fact_html}</dl>'
             f'<details><summary>Settings</summary><dl class="facts">{set_html}</dl></details>'
             f'<details open><summary>Definitions of the measures</summary><dl class="defs">{def_html}</dl>'
-            f'<p class="muted">Percentages are the fractions of summary.json × 100. 95% CIs are bootstrap '
-            f"intervals over viewers.</p></details></header>")
+            f'<p class="muted">95% CIs are bootstrap intervals over viewers; groups of fewer than {MIN_VIEWERS} '
+            f"viewers get none.</p></details></header>")
 
 
 def _nav(ads: list[Mapping[str, Any]]) -> str:
@@ -138,81 +161,54 @@ def _verdict_section(summary: Mapping[str, Any], ads: list[Mapping[str, Any]]) -
     return f'<section id="verdict" class="verdict"><h2>Which ad worked better?</h2>{verdict(summary, ads)}</section>'
 
 
-def _primary_ranking(summary: Mapping[str, Any]) -> tuple[str, list[Mapping[str, Any]]] | None:
-    """The first primary KPI whose ranking has at least two ads with a value."""
-    by_kpi = {str(r.get("kpi")): r for r in rows_of(summary.get("ranking"))}
-    for kpi in (*PRIMARY_KPIS, *by_kpi):
-        rows = [r for r in rows_of(by_kpi.get(kpi, {}).get("rows")) if finite(r.get("value")) is not None]
-        if len(rows) >= 2:
-            return kpi, sorted(rows, key=lambda r: finite(r.get("rank")) or 1e9)
-    return None
-
-
-def _p_value(summary: Mapping[str, Any], kpi: str, a: object, b: object) -> float | None:
-    for c in rows_of(summary.get("comparisons")):
-        if c.get("kpi") == kpi and {str(c.get("a")), str(c.get("b"))} == {str(a), str(b)}:
-            return finite(c.get("p_value"))
-    return None
-
-
-def _overlap(x: Mapping[str, Any], y: Mapping[str, Any]) -> bool | None:
-    a0, a1, b0, b1 = (finite(v) for v in (x.get("ci_low"), x.get("ci_high"), y.get("ci_low"), y.get("ci_high")))
-    if a0 is None or a1 is None or b0 is None or b1 is None:
-        return None
-    return a0 <= b1 and b0 <= a1
+def verdict_of(summary: Mapping[str, Any]) -> Mapping[str, Any]:
+    """summary.json's ``verdict``; for an older summary without one, the same function
+    (:func:`emolens.campaign.verdict.decide`) applied to its ranking and comparisons."""
+    found = summary.get("verdict")
+    if isinstance(found, Mapping) and isinstance(found.get("text"), str):
+        return found
+    counts: dict[str, int] = {}
+    for a in rows_of(summary.get("ads")):
+        counts[str(a.get("name"))] = 0
+    for entry in rows_of(summary.get("ranking")):
+        for r in rows_of(entry.get("rows")):
+            n, ad = finite(r.get("n")), str(r.get("ad"))
+            if ad in counts:
+                counts[ad] = max(counts[ad], int(n or 0))
+    confidence = finite(mapping_of(summary.get("settings")).get("confidence")) or 0.95
+    return decide(rows_of(summary.get("ranking")), rows_of(summary.get("comparisons")), counts, confidence)
 
 
 def verdict(summary: Mapping[str, Any], ads: list[Mapping[str, Any]]) -> str:
-    """The verdict paragraph (HTML): the leader on the primary KPI (valence index, else positive
-    share, else expressiveness, else any ranked KPI) against the runner-up, and whether the difference
-    is statistically significant (p < 0.05 by the permutation test; without a p-value, whether the
-    95% CIs are apart)."""
-    if len(ads) < 2:
-        name = esc(ads[0].get("name")) if ads else "no ad"
-        return f'<p class="lead">Only one ad (<b>{name}</b>) in this campaign: there is nothing to compare.</p>'
-    found = _primary_ranking(summary)
-    if found is None:
-        return ('<p class="lead">No verdict: fewer than two ads have kept viewers with a value to compare '
-                "(see Quality control).</p>")
-    kpi, rows = found
-    top, second = rows[0], rows[1]
-    p, overlap = _p_value(summary, kpi, top.get("ad"), second.get("ad")), _overlap(top, second)
-    significant = p < 0.05 if p is not None else overlap is False
-    figures = (f"{esc(kpi_name(kpi).lower())} {fmt_kpi(kpi, top.get('value'))} "
-               f"(95% CI {fmt_ci(kpi, top.get('ci_low'), top.get('ci_high'))}) against "
-               f"{fmt_kpi(kpi, second.get('value'))} ({fmt_ci(kpi, second.get('ci_low'), second.get('ci_high'))}) "
-               f"for <b>{esc(second.get('ad'))}</b>")
-    if significant:
-        why = f"p = {fmt_p(p)}" if p is not None else "the 95% CIs do not overlap"
-        text = (f"<b>{esc(top.get('ad'))}</b> worked better: {figures}. "
-                f"The difference is statistically significant ({why}).")
-    else:
-        reasons = [f"p = {fmt_p(p)} ≥ 0.05"] if p is not None else []
-        reasons += ["the 95% CIs overlap"] if overlap else []
-        text = (f"<b>{esc(top.get('ad'))}</b> scored higher, but the difference is not statistically significant "
-                f"({'; '.join(reasons) or 'no test available'}): {figures}. Treat the ads as tied on this measure.")
-    return f'<p class="lead" data-kpi="{esc(kpi)}">{text}</p>{_leads(summary)}'
-
-
-def _leads(summary: Mapping[str, Any]) -> str:
-    """How many KPIs each ad ranks first on (a tie for first place counts for nobody)."""
-    firsts: dict[str, int] = {}
-    total = ties = 0
-    for entry in rows_of(summary.get("ranking")):
-        rows = sorted((r for r in rows_of(entry.get("rows")) if finite(r.get("value")) is not None),
-                      key=lambda r: finite(r.get("rank")) or 1e9)
-        if len(rows) < 2:
-            continue
-        total += 1
-        if finite(rows[0].get("value")) == finite(rows[1].get("value")):
-            ties += 1
-            continue
-        firsts[str(rows[0].get("ad"))] = firsts.get(str(rows[0].get("ad")), 0) + 1
-    if not total:
-        return ""
-    parts = [f"<b>{esc(ad)}</b> ranks first on {n} of {total}" for ad, n in sorted(firsts.items(), key=lambda x: -x[1])]
-    parts += [f"tied on {ties}"] if ties else []
-    return f'<p class="muted">Across the KPIs: {"; ".join(parts)} (see the ranking table).</p>'
+    """The verdict (HTML): the sentence of :func:`emolens.campaign.verdict.decide`, word for word
+    what the CLI prints and summary.json holds, then one line per KPI with its direction and role
+    and whether it separates the ads at the stated level."""
+    v = verdict_of(summary)
+    outcome = esc(v.get("outcome"))
+    lead = (f'<p class="lead" data-outcome="{outcome}" data-winner="{esc(v.get("winner") or "")}">'
+            f"{esc(v.get('text'))}</p>")
+    rows = []
+    for k in rows_of(v.get("kpis")):
+        kpi = str(k.get("kpi"))
+        values = mapping_of(k.get("values"))
+        shown = ", ".join(f"{esc(a)} {fmt_kpi(kpi, x)}" for a, x in values.items())
+        better = mapping_of(k.get("better_than"))
+        result = str(k.get("result"))
+        if better:
+            result += ": " + "; ".join(f"{a} > {', '.join(map(str, bs))}" for a, bs in better.items())
+        rows.append(f'<tr data-kpi="{esc(kpi)}" data-result="{esc(k.get("result"))}"><td>{esc(kpi_name(kpi))}</td>'
+                    f'<td>{esc(DIRECTION_TEXT.get(str(k.get("direction")), ""))}</td>'
+                    f'<td>{esc(ROLE_TEXT.get(str(k.get("role")), ""))}</td><td>{shown}</td><td>{esc(result)}</td></tr>')
+    level = finite(v.get("confidence")) or 0.95
+    table = ""
+    if rows and len(ads) >= 2:
+        table = (f'<details class="verdict-kpis"><summary>Every measure at the {level * 100:g}% level</summary>'
+                 f'<div class="table-wrap"><table><thead><tr><th>Measure</th><th>Direction</th><th>Role</th>'
+                 f'<th>Values</th><th>Result</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+                 f'<p class="muted">"better" needs a permutation test with p below {1 - level:g} in the '
+                 f"measure's direction; anything else is a tie. Data quality and attention are never wins.</p>"
+                 f"</details>")
+    return lead + table
 
 
 def _qc_intro(summary: Mapping[str, Any]) -> str:
@@ -225,8 +221,10 @@ def _qc_intro(summary: Mapping[str, Any]) -> str:
 
 def _footer(summary: Mapping[str, Any]) -> str:
     files = mapping_of(summary.get("files"))
-    listed = "".join(f"<li><code>{esc(v)}</code> <span class='muted'>({esc(k)})</span></li>" for k, v in files.items())
-    return (f'<footer><h2>Data files</h2><p class="muted">Every figure above comes from these files in the same '
-            f"folder: summary.json (KPIs, ranking, comparisons, segments, QC) and series.csv (curves).</p>"
-            f"<ul>{listed}</ul></footer>")
-
+    what = {"summary_json": "every figure of this page", "series_csv": "emotion curves per ad and second",
+            "timeline_csv": "valence and attention per ad and second", "kpis_csv": "KPIs per viewer",
+            "viewer_seconds_csv": "each viewer second by second", "qc_csv": "quality control per recording"}
+    listed = "".join(f"<li>{file_link(str(v))} <span class='muted'>{esc(what.get(str(k), ''))}</span></li>"
+                     for k, v in files.items() if str(v).endswith((".csv", ".json", ".parquet")))
+    return (f'<footer><h2>Data files</h2><p class="muted">The tables behind this page, in the same folder '
+            f"(Parquet copies hold the same rows):</p><ul>{listed}</ul></footer>")

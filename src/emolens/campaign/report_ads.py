@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import pandas as pd
 
 from .report_svg import Curve, Mark, bar_chart, color_of, curve_chart, finite
 from .report_tables import KPI_INFO, esc, fmt_ci, fmt_kpi, fmt_value, kpi_name, mapping_of, path_cell, rows_of
+from .report_timeline import attention_chart, file_link, moment_text, notes_html, valence_chart
+from .report_viewers import viewer_details
+from .verdict import DIRECTION_TEXT, MIN_VIEWERS, role_of
 
 NO_CURVES = ("No per-second curves for this ad: it has no video recording with a kept viewer "
              "(photo test only, or every recording was excluded).")
@@ -28,38 +32,97 @@ def data_uri(path: Path) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
-def ad_section(index: int, ad: Mapping[str, Any], series: pd.DataFrame, labels: Sequence[str], out_dir: Path) -> str:
-    """The HTML ``<section>`` of one ad (``series`` holds only this ad's rows of series.csv)."""
+@dataclass(frozen=True)
+class AdData:
+    """One ad's rows of the tables behind the report (each may be empty)."""
+
+    series: pd.DataFrame
+    timeline: pd.DataFrame
+    kpis: pd.DataFrame
+    seconds: pd.DataFrame
+    attributes: tuple[str, ...] = ()
+
+
+def _who(ad: Mapping[str, Any]) -> str:
+    """Who is behind the figures, in words: video viewers measured, photo sets, exclusions."""
+    total, kept = finite(ad.get("viewers_total")), finite(ad.get("viewers_kept"))
+    n, photos = finite(ad.get("kpi_viewers")), int(finite(ad.get("photo_sets")) or 0)
+    if n is None:  # an older summary.json
+        return f"viewers kept: {esc(ad.get('viewers_kept', '—'))} of {esc(ad.get('viewers_total', '—'))}"
+    parts = [f"{int(n)} viewer{'s' if n != 1 else ''} measured on video (the figures below)"]
+    if photos:
+        parts.append(f"{photos} photo set{'s' if photos != 1 else ''} (photo test only)")
+    if total is not None and kept is not None and total > kept:
+        parts.append(f"{int(total - kept)} recording{'s' if total - kept != 1 else ''} excluded")
+    return ", ".join(parts)
+
+
+def ad_section(index: int, ad: Mapping[str, Any], data: AdData, labels: Sequence[str], out_dir: Path,
+               norms: object = None) -> str:
+    """The HTML ``<section>`` of one ad (``data`` holds only this ad's rows)."""
     name = ad.get("name")
     duration = finite(ad.get("duration_s"))
-    facts = [f"kind: {esc(ad.get('kind') or '—')}",
-             f"duration: {'—' if duration is None else f'{duration:g} s'}",
-             f"viewers kept: {esc(ad.get('viewers_kept', '—'))} of {esc(ad.get('viewers_total', '—'))}"]
+    facts = [f"duration: {'—' if duration is None else f'{duration:g} s'}", _who(ad)]
     if ad.get("video"):
         facts.append(f"video: <code>{path_cell(ad.get('video'))}</code>")
+    small = ""
+    if ad.get("small_group"):
+        small = (f'<p class="warn">Fewer than {MIN_VIEWERS} viewers: no confidence interval is shown, and no '
+                 f"difference with another ad can be called significant.</p>")
     return (f'<section class="ad" id="ad-{index}" data-ad="{esc(name)}"><h2>Ad: {esc(name)}</h2>'
-            f'<p class="muted">{" · ".join(facts)}</p>'
-            f"<h3>Key figures</h3>{kpi_cards(ad.get('kpis'), name)}"
-            f"{_charts(ad, series, labels)}{_moments(ad, out_dir)}{_photos(ad, labels)}</section>")
+            f'<p class="muted">{" · ".join(facts)}</p>{small}'
+            f"{notes_html(ad, data.timeline, mapping_of(norms))}"
+            f"<h3>Key figures</h3>{kpi_cards(ad.get('kpis'), name, norms, ad.get('kpi_viewers'))}"
+            f'<h3>Valence second by second</h3>{valence_chart(ad, data.timeline, out_dir, data_uri)}'
+            f"<h3>Attention</h3>{attention_chart(ad, data.timeline)}"
+            f"{_charts(ad, data.series, labels)}{_moments(ad, out_dir)}"
+            f"{viewer_details(str(name), data.kpis, data.seconds, labels, data.attributes)}"
+            f"{_photos(ad, labels)}</section>")
 
 
-def kpi_cards(kpis: object, ad_name: object) -> str:
-    """One card per KPI: value, 95% CI, and the second of the peak for peak_happiness."""
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def norm_text(norm: object) -> str:
+    """"62nd percentile among 8 earlier ads" (or why there is none) from a norms entry."""
+    entry = mapping_of(norm)
+    if not entry:
+        return ""
+    base, pct = int(finite(entry.get("base")) or 0), finite(entry.get("percentile"))
+    if pct is None:
+        return "no norm yet (no earlier ad with this model)" if base == 0 else ""
+    return f"{_ordinal(round(pct))} percentile among {base} earlier ad{'s' if base != 1 else ''}"
+
+
+def kpi_cards(kpis: object, ad_name: object, norms: object = None, viewers: object = None) -> str:
+    """One card per KPI: value, its direction, 95% CI (or why there is none), the second of the
+    peak for peak_happiness, and the percentile among earlier ads when norms are given."""
     if not isinstance(kpis, Mapping) or not kpis:
         return '<p class="muted">No KPIs for this ad (no kept viewer).</p>'
     order = [k for k in KPI_INFO if k in kpis] + [k for k in kpis if k not in KPI_INFO]
+    n = finite(viewers)
     cards = []
     for kpi in order:
         entry = kpis[kpi] if isinstance(kpis[kpi], Mapping) else {"value": kpis[kpi]}
+        role, direction = role_of(kpi)
         extra = ""
         if finite(entry.get("second")) is not None:
             extra = f'<div class="kpi-extra">at second {int(finite(entry.get("second")) or 0)}</div>'
+        ci = f"95% CI {fmt_ci(kpi, entry.get('ci_low'), entry.get('ci_high'))}"
+        if finite(entry.get("ci_low")) is None and n is not None and 0 < n < MIN_VIEWERS:
+            ci = f"no interval: {int(n)} viewer{'s' if n != 1 else ''} (fewer than {MIN_VIEWERS})"
+        norm = norm_text(mapping_of(norms).get(kpi))
+        norm_html = f'<div class="kpi-norm">{esc(norm)}</div>' if norm else ""
         cards.append(
-            f'<div class="kpi" data-kpi="{esc(kpi)}"><div class="kpi-name">{esc(kpi_name(kpi))}</div>'
+            f'<div class="kpi role-{esc(role)}" data-kpi="{esc(kpi)}"><div class="kpi-name">{esc(kpi_name(kpi))}</div>'
             f'<div class="kpi-value">{fmt_kpi(kpi, entry.get("value"))}</div>'
-            f'<div class="kpi-ci">95% CI {fmt_ci(kpi, entry.get("ci_low"), entry.get("ci_high"))}</div>{extra}</div>')
-    return (f'<div class="kpis">{"".join(cards)}</div>'
-            f'<p class="source">Source: summary.json → ads[name = {esc(ad_name)}].kpis (also kpis.csv per viewer)</p>')
+            f'<div class="kpi-dir">{esc(DIRECTION_TEXT[direction])}'
+            f'{"" if role == "outcome" else " · never a win"}</div>'
+            f'<div class="kpi-ci">{esc(ci)}</div>{extra}{norm_html}</div>')
+    return f'<div class="kpis">{"".join(cards)}</div>'
+
 
 
 def _emotions(series: pd.DataFrame, labels: Sequence[str]) -> list[str]:
@@ -108,7 +171,7 @@ def _charts(ad: Mapping[str, Any], series: pd.DataFrame, labels: Sequence[str]) 
     xs = list(range(last + 1))
     means, shares = _curves(series, labels, xs)
     names = [c.label for c in means]
-    marks = [Mark(float(s), float(v), str(m.get("emotion")), _moment_text(m))
+    marks = [Mark(float(s), float(v), str(m.get("emotion")), moment_text(m))
              for m in rows_of(ad.get("key_moments"))
              if str(m.get("emotion")) in names and (s := finite(m.get("second"))) is not None
              and (v := finite(m.get("value"))) is not None]
@@ -122,18 +185,11 @@ def _charts(ad: Mapping[str, Any], series: pd.DataFrame, labels: Sequence[str]) 
                             y_title="share of viewers", y_fmt=lambda v: f"{v * 100:.0f}%")
     return (f'<h3>Emotions second by second</h3><figure class="chart-box" data-chart="mean">{_legend(names)}'
             f"{mean_svg}<figcaption>Mean probability over viewers with a face in each second, with its 95% band "
-            f"(Student t over viewers); rings mark the key moments. Viewers with a face per second: {n_text}. "
-            f'<span class="source">Data: series.csv (ad = {name}; columns mean, ci_low, ci_high, n_viewers)'
-            f'</span></figcaption></figure><figure class="chart-box" data-chart="share">{_legend(names)}'
+            f"(Student t over viewers); rings mark the key moments of each emotion (valence moments are on the "
+            f"valence chart). Viewers with a face per second: {n_text}. Data: {file_link('series.csv')} "
+            f'(ad {name})</figcaption></figure><figure class="chart-box" data-chart="share">{_legend(names)}'
             f"{share_svg}<figcaption>Share of viewers whose probability of the emotion is at or above the "
-            f'expressing threshold. <span class="source">Data: series.csv (ad = {name}; column share_expressing)'
-            f"</span></figcaption></figure>")
-
-
-def _moment_text(m: Mapping[str, Any]) -> str:
-    emotion = str(m.get("emotion"))
-    kind = "signed" if emotion == "valence" else "prob"
-    return f"second {esc(m.get('second'))}: {esc(m.get('kind'))} of {esc(emotion)}, {fmt_value(m.get('value'), kind)}"
+            f"expressing threshold. Data: {file_link('series.csv')}</figcaption></figure>")
 
 
 def _thumb(thumbnail: object, out_dir: Path) -> str:
@@ -156,12 +212,12 @@ def _moments(ad: Mapping[str, Any], out_dir: Path) -> str:
         return ""
     cards = "".join(
         f'<figure class="moment">{_thumb(m.get("thumbnail"), out_dir)}<figcaption>'
-        f'<span class="swatch" style="background:{color_of(str(m.get("emotion")))}"></span>{_moment_text(m)}'
+        f'<span class="swatch" style="background:{color_of(str(m.get("emotion")))}"></span>{moment_text(m)}'
         f"</figcaption></figure>"
         for m in sorted(moments, key=lambda m: finite(m.get("second")) or 0.0))
     return (f'<h3>Key moments</h3><div class="moments">{cards}</div>'
-            f'<p class="source">Source: summary.json → ads[name = {esc(ad.get("name"))}].key_moments; '
-            f"frames from thumbs/</p>")
+            f'<p class="muted">The seconds where an emotion (or valence) peaked or dipped most, with the ad\'s frame '
+            f"at that second.</p>")
 
 
 def _photos(ad: Mapping[str, Any], labels: Sequence[str]) -> str:
@@ -178,5 +234,4 @@ def _photos(ad: Mapping[str, Any], labels: Sequence[str]) -> str:
     return (f'<h3>Photo test</h3><p class="muted">{esc(photos.get("n_photos", "—"))} photos; no face found in '
             f'{fmt_value(photos.get("no_face_rate"), "pct")} of them.</p><div class="photo-charts">'
             f"<figure><figcaption>Mean probability (photos with a face)</figcaption>{mean_svg}</figure>"
-            f"<figure><figcaption>Dominant emotion (share of photos)</figcaption>{share_svg}</figure></div>"
-            f'<p class="source">Source: summary.json → ads[name = {esc(ad.get("name"))}].photos</p>')
+            f"<figure><figcaption>Dominant emotion (share of photos)</figcaption>{share_svg}</figure></div>")

@@ -31,9 +31,15 @@ def finite(value: object) -> float | None:
     return out if math.isfinite(out) else None
 
 
+MEASURE_COLORS = {"valence": "#1f4e99", "share looking": "#0f8a5f", "retention": "#6a3d9a",
+                  "engagement": "#d95f02"}
+"""Colours of the curves that are not emotions."""
+
+
 def color_of(label: str) -> str:
-    """The fixed CSS colour of an emotion (shared with the annotated images and the web page)."""
-    return emotion_color_hex(label)
+    """The fixed CSS colour of an emotion (shared with the annotated images and the web page) or of
+    a measure of :data:`MEASURE_COLORS`."""
+    return MEASURE_COLORS.get(label) or emotion_color_hex(label)
 
 
 @dataclass(frozen=True)
@@ -58,10 +64,11 @@ class Mark:
 
 
 class _Frame:
-    """Maps data coordinates (seconds, 0..1) to pixels."""
+    """Maps data coordinates (seconds, values in ``y_range``) to pixels."""
 
-    def __init__(self, x_max: float) -> None:
+    def __init__(self, x_max: float, y_range: tuple[float, float] = (0.0, 1.0)) -> None:
         self.x_max = max(x_max, 1.0)
+        self.y0, self.y1 = y_range
         self.w = WIDTH - LEFT - RIGHT
         self.h = HEIGHT - TOP - BOTTOM
 
@@ -69,7 +76,8 @@ class _Frame:
         return LEFT + self.w * value / self.x_max
 
     def y(self, value: float) -> float:
-        return TOP + self.h * (1.0 - min(max(value, 0.0), 1.0))
+        frac = (min(max(value, self.y0), self.y1) - self.y0) / (self.y1 - self.y0)
+        return TOP + self.h * (1.0 - frac)
 
 
 def _f(v: float) -> str:
@@ -101,7 +109,8 @@ def _x_step(x_max: float) -> int:
 
 def _axes(frame: _Frame, y_fmt: Callable[[float], str], x_title: str, y_title: str) -> list[str]:
     out = []
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+    for i in range(5):
+        tick = frame.y0 + i * (frame.y1 - frame.y0) / 4
         y = _f(frame.y(tick))
         out.append(f'<line class="grid" x1="{LEFT}" y1="{y}" x2="{WIDTH - RIGHT}" y2="{y}"/>')
         out.append(f'<text class="tick" x="{LEFT - 6}" y="{y}" text-anchor="end" dy="0.32em">{y_fmt(tick)}</text>')
@@ -160,10 +169,11 @@ def curve_chart(
     y_fmt: Callable[[float], str] = lambda v: f"{v:.2f}",
     x_title: str = "second of the ad",
     marks: Sequence[Mark] = (),
+    y_range: tuple[float, float] = (0.0, 1.0),
 ) -> str:
-    """An SVG line chart over ``xs`` (seconds) with values in [0, 1], one line per curve in its
-    emotion's colour, 95% bands where given, and rings at ``marks``. Returns the ``<svg>`` markup."""
-    frame = _Frame(max(xs, default=1.0))
+    """An SVG line chart over ``xs`` (seconds) with values in ``y_range``, one line per curve in its
+    colour, 95% bands where given, and rings at ``marks``. Returns the ``<svg>`` markup."""
+    frame = _Frame(max(xs, default=1.0), y_range)
     points = len(xs) * len(curves) <= MAX_POINTS
     body = _axes(frame, y_fmt, x_title, y_title)
     body += [_curve(frame, xs, c, points) for c in curves]
@@ -171,6 +181,26 @@ def curve_chart(
         body.append(f'<g class="mark" data-series="{escape(m.label)}"><circle cx="{_f(frame.x(m.x))}" '
                     f'cy="{_f(frame.y(m.y))}" r="7"/><title>{escape(m.tip)}</title></g>')
     return (f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">'
+            f"<title>{escape(title)}</title>{''.join(body)}</svg>")
+
+
+def filmstrip(x_max: float, frames: Sequence[tuple[float, str]], *, title: str) -> str:
+    """The ad's frames (``(second, data URI)``) on the x axis of :func:`curve_chart` (same width and
+    margins, so each frame sits under its second of the curves above), the second under each."""
+    frame = _Frame(max(x_max, 1.0))
+    n = max(len(frames), 1)
+    w = min(96.0, (WIDTH - LEFT - RIGHT) / n - 4)
+    h = w * 9 / 16
+    body = []
+    for second, uri in frames:
+        cx = frame.x(second + 0.5 if second + 0.5 <= frame.x_max else second)
+        x = min(max(cx - w / 2, 0.0), WIDTH - w)
+        body.append(f'<g class="frame"><line class="axis" x1="{_f(cx)}" y1="0" x2="{_f(cx)}" y2="6"/>'
+                    f'<image href="{escape(uri)}" x="{_f(x)}" y="6" width="{_f(w)}" height="{_f(h)}" '
+                    f'preserveAspectRatio="xMidYMid slice"/><text class="tick" x="{_f(cx)}" y="{_f(h + 20)}" '
+                    f'text-anchor="middle">{second:g} s</text><title>ad frame at second {second:g}</title></g>')
+    height = int(h + 26)
+    return (f'<svg class="filmstrip" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">'
             f"<title>{escape(title)}</title>{''.join(body)}</svg>")
 
 

@@ -26,12 +26,15 @@ import pandas as pd
 from .. import __version__
 from ..errors import InvalidInput
 from . import compare
+from .attention import TIMELINE_COLUMNS, ad_timeline
 from .kpis import DEFINITIONS, VIEWER_KPIS, KpiValue, ad_kpis, key_moments, viewer_kpis
 from .manifest import Ad, Manifest, Recording, load_manifest
-from .outputs import FILES, jsonable, write_summary, write_table, write_thumbnail
+from .norms import NormsStore
+from .outputs import FILES, jsonable, write_filmstrip, write_summary, write_table, write_thumbnail
 from .qc import QCRow, assess_photos, assess_video
 from .recording import EngineAnalyser, FrameCache, RecordingAnalyser, RecordingFrames, analyse_all
 from .series import SERIES_COLUMNS, ad_series, frames_in_window, matrix, viewer_seconds
+from .verdict import MIN_VIEWERS, decide
 
 if TYPE_CHECKING:
     from ..inference.analyzer import Analyzer
@@ -46,7 +49,8 @@ class CampaignSettings:
     ``expressing_threshold``: probability from which a viewer counts as expressing an emotion.
     ``min_face_rate`` / ``min_brightness`` / ``min_sharpness``: QC limits (:mod:`.qc`).
     ``bootstrap``: resamples (and permutations) per CI / test; ``seed``: their seed;
-    ``confidence``: level of every interval; ``sample_fps``: video frames analysed per second."""
+    ``confidence``: level of every interval and test; ``sample_fps``: video frames analysed per second;
+    ``min_viewers_ci``: groups (ads, segments) with fewer viewers are flagged and get no CI."""
 
     expressing_threshold: float = 0.5
     min_face_rate: float = 0.5
@@ -56,6 +60,7 @@ class CampaignSettings:
     seed: int = 0
     confidence: float = 0.95
     sample_fps: float = 5.0
+    min_viewers_ci: int = MIN_VIEWERS
 
     def __post_init__(self) -> None:
         problems = []
@@ -69,6 +74,8 @@ class CampaignSettings:
             problems.append(f"bootstrap must be >= 10 resamples, got {self.bootstrap}")
         if not 0.5 <= self.confidence < 1.0:
             problems.append(f"confidence must be in [0.5, 1), got {self.confidence}")
+        if self.min_viewers_ci < 1:
+            problems.append(f"min_viewers_ci must be >= 1, got {self.min_viewers_ci}")
         if not 0.0 < self.sample_fps <= 120.0:
             problems.append(f"sample_fps must be in (0, 120], got {self.sample_fps}")
         if problems:
@@ -147,12 +154,12 @@ def _photos_block(viewers: Sequence[_Viewer], labels: Sequence[str]) -> dict[str
     }
 
 
-_AdBlock = tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, np.ndarray, dict[str, KpiValue]]
+_AdBlock = tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, np.ndarray, dict[str, KpiValue], pd.DataFrame]
 
 
 def _ad_block(ad: Ad, viewers: Sequence[_Viewer], labels: Sequence[str], attributes: Sequence[str],
               s: CampaignSettings, out_dir: Path, base: Path) -> _AdBlock:
-    """(summary entry, long series, per-viewer KPI rows, happiness matrix, KPI values) of one ad."""
+    """(summary entry, long series, per-viewer KPI rows, happiness matrix, KPI values, timeline) of one ad."""
     kept = [v for v in viewers if v.qc.kept and v.seconds is not None]
     seconds = [v.seconds for v in kept if v.seconds is not None]
     series = ad_series(ad.name, seconds, labels, ad.seconds, s.expressing_threshold, s.confidence)
@@ -160,18 +167,23 @@ def _ad_block(ad: Ad, viewers: Sequence[_Viewer], labels: Sequence[str], attribu
                               columns=["ad", "viewer", *VIEWER_KPIS, *attributes])
     happy = matrix(seconds, "happiness", ad.seconds) if "happiness" in labels else np.full((len(kept), ad.seconds),
                                                                                           np.nan)
-    values = ad_kpis(per_viewer, happy, s.bootstrap, s.seed, s.confidence)
+    values = ad_kpis(per_viewer, happy, s.bootstrap, s.seed, s.confidence, s.min_viewers_ci)
     moments = key_moments(seconds, labels, ad.seconds)
+    timeline = ad_timeline(ad.name, seconds, labels, ad.seconds, s.confidence)
     for m in moments:
         m["thumbnail"] = write_thumbnail(ad.video, m["second"], out_dir, ad.name) if ad.video else None
     kinds = {v.rec.kind for v in viewers}
     entry = {
         "name": ad.name, "duration_s": ad.duration_s, "video": None if ad.video is None else _shown(ad.video, base),
         "kind": kinds.pop() if len(kinds) == 1 else "mixed", "viewers_total": len(viewers),
-        "viewers_kept": sum(v.qc.kept for v in viewers), "kpis": {k: kv.to_dict() for k, kv in values.items()},
+        "viewers_kept": sum(v.qc.kept for v in viewers), "kpi_viewers": len(kept),
+        "photo_sets": sum(v.rec.kind == "photos" and v.qc.kept for v in viewers),
+        "small_group": len(kept) < s.min_viewers_ci, "kpis": {k: kv.to_dict() for k, kv in values.items()},
         "key_moments": moments, "photos": _photos_block(viewers, labels),
     }
-    return entry, series, per_viewer, happy, values
+    entry["attention_available"] = bool(timeline["n_attention"].sum() > 0)
+    entry["filmstrip"] = write_filmstrip(ad.video, ad.duration_s, out_dir, ad.name) if ad.video else []
+    return entry, series, per_viewer, happy, values, timeline
 
 
 def _viewer_seconds_table(viewers: Sequence[_Viewer], labels: Sequence[str], attributes: Sequence[str]) -> pd.DataFrame:
@@ -180,7 +192,7 @@ def _viewer_seconds_table(viewers: Sequence[_Viewer], labels: Sequence[str], att
         if v.qc.kept and v.seconds is not None:
             df = v.seconds.drop(columns=["covered"]).assign(ad=v.rec.ad, viewer=v.rec.viewer)
             parts.append(df.assign(**{a: v.rec.attributes.get(a, "") for a in attributes}))
-    cols = ["ad", "viewer", "second", "face_found", *labels, *attributes]
+    cols = ["ad", "viewer", "second", "face_found", "looking", *labels, *attributes]
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
@@ -200,29 +212,47 @@ def _default_analyzer() -> Analyzer:
     return Analyzer()
 
 
-def _write_report(summary: dict[str, Any], series: pd.DataFrame, out_dir: Path) -> Path:
+def _write_report(summary: dict[str, Any], series: pd.DataFrame, out_dir: Path, timeline: pd.DataFrame,
+                  viewer_seconds: pd.DataFrame, viewer_kpis: pd.DataFrame) -> Path:
     from . import report
 
-    return Path(report.write_report(summary, series, out_dir))
+    return Path(report.write_report(summary, series, out_dir, timeline=timeline, viewer_seconds=viewer_seconds,
+                                    viewer_kpis=viewer_kpis))
 
 
 def _summary(m: Manifest, an: RecordingAnalyser, s: CampaignSettings, blocks: dict[str, _AdBlock],
              per_viewer: pd.DataFrame, viewers: Sequence[_Viewer]) -> dict[str, Any]:
     """The content of summary.json (JSON-ready: NaN -> null)."""
     names = [ad.name for ad in m.ads]
+    counts = {n: len(blocks[n][2]) for n in names}
+    ranking = compare.ranking(names, {n: blocks[n][4] for n in names}, counts)
+    tests = compare.comparisons(names, per_viewer, s.bootstrap, s.seed, s.confidence, s.min_viewers_ci)
     summary: dict[str, Any] = {
         "campaign": m.name, "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "emolens_version": __version__, "model": {"name": an.model_name, "labels": list(an.labels)},
+        "emolens_version": __version__, "model": {"name": an.model_name, "labels": list(an.labels),
+                                                    "id": getattr(an, "model_id", None) or an.model_name,
+                                                    "card": getattr(an, "model_card", None)},
         "settings": s.to_dict(), "definitions": DEFINITIONS,
-        "ads": [blocks[n][0] for n in names],
-        "ranking": compare.ranking(names, {n: blocks[n][4] for n in names},
-                                   {n: len(blocks[n][2]) for n in names}),
-        "comparisons": compare.comparisons(names, per_viewer, s.bootstrap, s.seed, s.confidence),
+        "verdict": decide(ranking, tests, counts, s.confidence),
+        "ads": [blocks[n][0] for n in names], "ranking": ranking, "comparisons": tests,
         "segments": compare.segments(names, per_viewer, {n: blocks[n][3] for n in names}, m.attributes,
-                                     s.bootstrap, s.seed, s.confidence),
+                                     s.bootstrap, s.seed, s.confidence, s.min_viewers_ci),
         "qc": [v.qc.to_dict() for v in viewers], "files": dict(FILES),
     }
     return jsonable(summary)
+
+
+def _norms(store: NormsStore, summary: dict[str, Any], an: RecordingAnalyser) -> dict[str, Any]:
+    """Percentiles among the norm base (read first, so an ad never meets itself), then the record."""
+    model_id = summary["model"]["id"]
+    ads = [{"name": a["name"], "viewers": a["kpi_viewers"], "kpis": {k: v["value"] for k, v in a["kpis"].items()}}
+           for a in summary["ads"]]
+    found = store.percentiles(summary["campaign"], ads, model_id)
+    store.record(summary["campaign"], ads, model=an.model_name, model_id=model_id,
+                 analysed_at=summary["generated_at"])
+    return {"store": store.path.name, "model_id": model_id, "ads": found,
+            "rule": "percentile among the ads of other campaigns already in the store, analysed with the same "
+                    "model file: 100 x (below + equal / 2) / base"}
 
 
 def analyze_campaign(
@@ -232,12 +262,15 @@ def analyze_campaign(
     settings: CampaignSettings | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    norms: NormsStore | None = None,
 ) -> CampaignResult:
     """Analyse a campaign and write its outputs into ``out_dir`` (see ``docs/campaigns.md``).
 
     ``manifest``: a manifest path or a loaded :class:`Manifest`. ``analyzer``: an
     :class:`emolens.Analyzer` (default: the packaged model) or any :class:`RecordingAnalyser`.
     ``cache_dir``: where per-recording analyses are kept (default ``out_dir/cache``).
+    ``norms``: a norms store (:mod:`.norms`): each ad's KPI percentiles among the earlier ads of
+    the same model go into ``summary["norms"]``, then the ads are recorded in it.
     Raises :class:`~emolens.campaign.manifest.ManifestError` for a bad manifest and
     :class:`~emolens.errors.InvalidInput` for bad settings; unreadable recordings are excluded."""
     s = settings or CampaignSettings()
@@ -255,15 +288,19 @@ def analyze_campaign(
               for ad in m.ads}
     per_viewer = pd.concat([b[2] for b in blocks.values()], ignore_index=True)
     series = pd.concat([b[1] for b in blocks.values()], ignore_index=True)[list(SERIES_COLUMNS)]
+    timeline = pd.concat([b[5] for b in blocks.values()], ignore_index=True)[list(TIMELINE_COLUMNS)]
     vs_table = _viewer_seconds_table(viewers, labels, m.attributes)
     qc = pd.DataFrame([v.qc.to_dict() for v in viewers])
     summary = _summary(m, an, s, blocks, per_viewer, viewers)
+    if norms is not None:
+        summary["norms"] = jsonable(_norms(norms, summary, an))
     write_table(series, out, "series")
     write_table(vs_table, out, "viewer_seconds")
+    write_table(timeline, out, "timeline")
     write_table(per_viewer, out, "kpis", parquet=False)
     write_table(qc, out, "qc", parquet=False)
     write_summary(summary, out)
-    report = _write_report(summary, series, out)
+    report = _write_report(summary, series, out, timeline, vs_table, per_viewer)
     n_cached = sum(rf.cached for rf in analysed)
     return CampaignResult(out, summary, series, vs_table, per_viewer, qc, report, len(analysed) - n_cached,
                           n_cached)

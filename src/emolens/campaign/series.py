@@ -22,19 +22,32 @@ from .stats import t_band
 SERIES_COLUMNS = ("ad", "second", "emotion", "mean", "ci_low", "ci_high", "share_expressing", "n_viewers")
 
 
+def frame_looking(frames: pd.DataFrame) -> np.ndarray:
+    """Per frame: 1 looking at the camera, 0 turned away or no face, NaN a face without a pose; all
+    NaN when no frame has a pose (attention unavailable, see :mod:`emolens.campaign.attention`)."""
+    face = frames["face_found"].to_numpy(dtype=bool)
+    pose = frames["looking"].to_numpy(dtype=float) if "looking" in frames else np.full(len(frames), np.nan)
+    if not np.isfinite(pose).any():
+        return np.full(len(frames), np.nan)
+    return np.where(face, pose, 0.0)
+
+
 def viewer_seconds(frames: pd.DataFrame, offset_s: float, duration_s: float, labels: Sequence[str]) -> pd.DataFrame:
     """One row per ad second: ``second, face_found (0/1), covered (0/1: any analysed frame),
-    <label>...`` from a video's frame table (see :mod:`emolens.campaign.recording`)."""
+    looking (share of the second's frames looking at the camera, NaN without pose), <label>...``
+    from a video's frame table (see :mod:`emolens.campaign.recording`)."""
     n = math.ceil(duration_s - 1e-9)
     out = pd.DataFrame({"second": np.arange(n, dtype=int)})
     t_ad = frames["t"].to_numpy(dtype=float) - offset_s
     inside = (t_ad >= 0) & (t_ad < duration_s)
     f = frames.loc[inside].assign(second=np.floor(t_ad[inside]).astype(int))
+    f = f.assign(_looking=frame_looking(f))
     covered = f.groupby("second").size()
     faces = f.loc[f["face_found"].astype(bool)]
     probs = faces.groupby("second")[list(labels)].mean()
     out["face_found"] = out["second"].isin(probs.index).astype(int)
     out["covered"] = out["second"].isin(covered.index).astype(int)
+    out["looking"] = out["second"].map(f.groupby("second")["_looking"].mean()).astype(float)
     out = out.join(probs, on="second")
     for lb in labels:
         out[lb] = out[lb].astype(float)

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from ..errors import EmolensError, exit_code_for
-from . import analyze, campaign, data, evaluate, export, keypoints, models, serve, train, video
+from . import analyze, campaign, data, evaluate, export, keypoints, models, norms, serve, train, tune, video
 
 app = typer.Typer(
     name="emolens",
@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (data, train, evaluate, export, keypoints, models, analyze, video, campaign, serve):
+for _module in (data, train, tune, evaluate, export, keypoints, models, analyze, video, campaign, norms, serve):
     _module.register(app)
 
 

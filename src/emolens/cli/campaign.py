@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _PIPE_WIDTH = 160  # tables printed to pipes and files at this width (terminals use their own)
 _SHOWN_KPIS = ("valence_index", "positive_share", "expressiveness", "face_found_rate")
+_DIRECTION = {"higher": "higher better", "lower": "lower better", "none": "no direction"}
 
 
 def default_media_dir() -> Path:
@@ -47,17 +48,26 @@ def _print_table(columns: list[str], rows: list[list[str]], title: str) -> None:
 
 
 def print_ranking(result: CampaignResult) -> None:
-    """The ads with their kept viewers and headline KPIs (value [CI]), best valence first."""
+    """The verdict (the same sentence as summary.json and report.html), then the ads with their
+    viewers and headline KPIs (value [CI]; "-" where a group is too small for an interval), best
+    valence first, equal values sharing a rank."""
     summary = result.summary
+    verdict = summary.get("verdict") or {}
+    typer.echo(f"verdict: {verdict.get('text', 'none')}")
     ads = {a["name"]: a for a in summary["ads"]}
-    order: list[dict[str, Any]] = next((r["rows"] for r in summary["ranking"] if r["kpi"] == "valence_index"), [])
+    ranking = {r["kpi"]: r for r in summary["ranking"]}
+    order: list[dict[str, Any]] = ranking.get("valence_index", {}).get("rows", [])
     rows = []
     for r in order:
         ad = ads[r["ad"]]
         cells = [f"{_fmt(ad['kpis'][k]['value'])} [{_fmt(ad['kpis'][k]['ci_low'])}, {_fmt(ad['kpis'][k]['ci_high'])}]"
                  for k in _SHOWN_KPIS]
-        rows.append([str(r["rank"]), ad["name"], f"{ad['viewers_kept']}/{ad['viewers_total']}", *cells])
-    _print_table(["rank", "ad", "kept", *_SHOWN_KPIS], rows, f"campaign {summary['campaign']}")
+        viewers = f"{ad.get('kpi_viewers', ad['viewers_kept'])}" + (" (few)" if ad.get("small_group") else "")
+        rows.append(["-" if r["rank"] is None else str(r["rank"]), ad["name"], viewers, *cells])
+    heads = [f"{k} ({_DIRECTION.get(ranking.get(k, {}).get('direction', ''), '?')})" for k in _SHOWN_KPIS]
+    _print_table(["rank", "ad", "viewers", *heads], rows, f"campaign {summary['campaign']}")
+    typer.echo("rank: by valence index; equal values share a rank, and a rank is not a win (see the verdict). "
+               "face_found_rate is data quality, never a win.")
     excluded = [q for q in summary["qc"] if q["status"] != "kept"]
     for q in excluded:
         typer.echo(f"excluded: {q['viewer']} / {q['ad']}: {q['reason']}")
@@ -74,15 +84,22 @@ def _settings(sample_fps: float, threshold: float, min_face_rate: float, bootstr
 
 
 def _run(manifest: Path, out: Path, model: str | None, detector: str, cache_dir: Path | None,
-         settings: CampaignSettings, progress: bool | None) -> None:
+         settings: CampaignSettings, progress: bool | None, norms: Path | None, use_norms: bool) -> None:
+    from contextlib import nullcontext
+
     from ..campaign.manifest import load_manifest
+    from ..campaign.norms import NormsStore, default_path
     from ..campaign.run import analyze_campaign
 
     loaded = load_manifest(manifest)  # a bad manifest fails before the model loads
-    analyzer = _analyzer(model, detector)
-    show = progress if progress is not None else sys.stderr.isatty()
-    result = analyze_campaign(loaded, out, analyzer, settings, cache_dir=cache_dir, progress=show)
+    store = NormsStore.open(norms or default_path()) if use_norms else None  # so does a corrupt norms store
+    with store if store is not None else nullcontext():
+        analyzer = _analyzer(model, detector)
+        show = progress if progress is not None else sys.stderr.isatty()
+        result = analyze_campaign(loaded, out, analyzer, settings, cache_dir=cache_dir, progress=show, norms=store)
     print_ranking(result)
+    if store is not None:
+        typer.echo(f"norms: {store.path} (this campaign's ads recorded)")
 
 
 def _analyzer(model: str | None, detector: str) -> Analyzer:
@@ -100,6 +117,10 @@ MinFace = Annotated[float, typer.Option("--min-face-rate", help="QC: least share
 Bootstrap = Annotated[int, typer.Option("--bootstrap", help="bootstrap resamples and permutations per CI / test")]
 Seed = Annotated[int, typer.Option("--seed", help="seed of the resampling")]
 Progress = Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar (default: on a tty)")]
+Norms = Annotated[Path | None, typer.Option("--norms", help="norms store (default $EMOLENS_NORMS or "
+                                                          "~/.local/share/emolens/norms.sqlite)")]
+UseNorms = Annotated[bool, typer.Option("--use-norms/--no-norms",
+                                        help="compare with earlier ads and record this campaign's ads")]
 
 
 def register(app: typer.Typer) -> None:
@@ -113,25 +134,26 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="output folder")],
         model: Model = None, detector: Detector = "auto", cache_dir: CacheDir = None, sample_fps: SampleFps = 5.0,
         threshold: Threshold = 0.5, min_face_rate: MinFace = 0.5, bootstrap: Bootstrap = 2000, seed: Seed = 0,
-        progress: Progress = None,
+        progress: Progress = None, norms: Norms = None, use_norms: UseNorms = True,
     ) -> None:
         """Analyse every recording of a campaign; write tables, summary.json and report.html into --out."""
         settings = _settings(sample_fps, threshold, min_face_rate, bootstrap, seed)
-        _run(manifest, out, model, detector, cache_dir, settings, progress)
+        _run(manifest, out, model, detector, cache_dir, settings, progress, norms, use_norms)
 
     @group.command("demo")
     def demo(
         out: Annotated[Path, typer.Option("--out", help="output folder (recordings, manifest, results)")],
         media: Annotated[Path | None, typer.Option("--media", help="media (default ../shared/data/media)")] = None,
         model: Model = None, detector: Detector = "auto", sample_fps: SampleFps = 5.0, bootstrap: Bootstrap = 2000,
-        seed: Seed = 0, progress: Progress = None,
+        seed: Seed = 0, progress: Progress = None, norms: Norms = None, use_norms: UseNorms = False,
     ) -> None:
-        """Build a demo campaign from the shared media clips, then analyse it."""
+        """Build a demo campaign from the shared media clips, then analyse it (norms off by default:
+        a demo is not a real ad)."""
         from ..campaign.demo import build_demo
 
         manifest = build_demo(media or default_media_dir(), out)
         typer.echo(f"demo manifest: {manifest}")
         settings = _settings(sample_fps, 0.5, 0.5, bootstrap, seed)
-        _run(manifest, out, model, detector, None, settings, progress)
+        _run(manifest, out, model, detector, None, settings, progress, norms, use_norms)
 
     app.add_typer(group, name="campaign")
