@@ -65,13 +65,17 @@ def retained(look: np.ndarray) -> np.ndarray:
     out = np.ones(len(look), dtype=bool)
     if not np.isfinite(look).any():
         return ~out
-    run = 0
+    run, start = 0, 0
     for s, v in enumerate(look):
-        if not math.isfinite(v):
+        if not math.isfinite(v):  # no frame that second: the run neither breaks nor grows
             continue
-        run = 0 if v >= LOOKING_SHARE else run + 1
+        if v >= LOOKING_SHARE:
+            run = 0
+            continue
+        start = s if run == 0 else start
+        run += 1
         if run >= DROP_S:
-            out[s - run + 1:] = False
+            out[start:] = False
             break
     return out
 
