@@ -19,7 +19,7 @@ from .fakes import FakeAnalyser, frame, probs
 
 # Two frames per second over a 6 s ad. Viewer w1 looks for 3 s then turns away (face still found);
 # w2 looks all along except second 1, where the face is lost (counts as not looking) ; w3 has no pose.
-LOOK = {
+LOOK: dict[str, list[bool | None]] = {
     "w1.mp4": [True, True, True, False, False, False],
     "w2.mp4": [True, None, True, True, True, True],  # None: no face that second
 }
