@@ -2,8 +2,9 @@
 
 A thin shell over :func:`emolens.video.stream.iter_video` and
 :class:`emolens.video.outputs.VideoRecorder`: it streams the video, records the outputs into
-``--out DIR`` as frames arrive (CSV, Parquet, per-track summaries, timelines, optional annotated
-MP4), shows a live window when a display exists (otherwise prints a summary line every few
+``--out DIR`` as frames arrive (CSV, Parquet, per-second table, per-track summaries, timelines,
+optional annotated H.264 MP4), probabilities smoothed by default (:data:`DEFAULT_SMOOTHING`),
+shows a live window when a display exists (otherwise prints a summary line every few
 seconds on stderr) with a progress bar, and ends with a table of the tracks (or JSON). Ctrl-C
 stops cleanly: everything analysed so far is written and summarised, and the exit code is 130.
 A file that cannot be read fails before any frame (exit code 3). torch is never imported here.
@@ -21,6 +22,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..errors import InvalidInput
+from ..video.smoothing import half_life_s
+
+DEFAULT_SMOOTHING = 0.95
+"""Default EMA factor of ``emolens video`` (half-life 0.45 s): single-frame flicker is damped while a
+change of expression still shows within half a second."""
 
 if TYPE_CHECKING:
     from ..video.outputs import VideoRecorder
@@ -146,8 +152,12 @@ def register(app: typer.Typer) -> None:
         webcam: int | None = typer.Option(None, "--webcam", min=0, help="analyse this webcam instead of a file"),
         out: Path | None = typer.Option(None, "--out", help="write frames.csv/.parquet, tracks, timelines here"),
         every: int = typer.Option(1, "--every", min=1, help="classify every Nth frame (track on all)"),
-        smoothing: float = typer.Option(0.0, "--smoothing", min=0.0, max=0.99,
-                                        help="EMA factor per 1/30 s for probabilities (0 = raw)"),
+        smoothing: float = typer.Option(
+            DEFAULT_SMOOTHING, "--smoothing", min=0.0, max=0.99,
+            help=f"EMA factor per 1/30 s for probabilities; the default {DEFAULT_SMOOTHING} has a half-life of "
+                 f"{half_life_s(DEFAULT_SMOOTHING):.2f} s (0 = raw)"),
+        no_smoothing: bool = typer.Option(False, "--no-smoothing",
+                                          help="raw per-frame probabilities (same as --smoothing 0)"),
         annotate: bool = typer.Option(False, "--annotate", help="also write annotated.mp4 into --out"),
         blur: bool = typer.Option(False, "--blur", help="blur faces in the annotated video and window"),
         model: str | None = typer.Option(None, "--model", help="ONNX file or packaged model name"),
@@ -176,7 +186,8 @@ def register(app: typer.Typer) -> None:
         from ..video.outputs import VideoRecorder
         from ..video.stream import VideoOptions, iter_video
 
-        options = VideoOptions(every=every, smoothing=smoothing, max_duration_s=max_seconds, loop=loop)
+        options = VideoOptions(every=every, smoothing=0.0 if no_smoothing else smoothing, max_duration_s=max_seconds,
+                               loop=loop)
         analyzer = Analyzer(model=model, detector=detector, threads=threads, align=not no_align,
                             keypoints=False if no_keypoints else None)
         stream = iter_video(analyzer, path if path is not None else int(webcam or 0), options)

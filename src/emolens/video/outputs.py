@@ -9,13 +9,16 @@ video, its RGB frame) and writes into ``out_dir``:
     :data:`CHUNK_ROWS` rows (Parquet: one row group per chunk), so memory stays flat and an
     interrupted run leaves every chunk written so far readable. Parquet needs ``pyarrow``; without
     it only the CSV is written (a warning says so).
+``seconds.csv`` / ``seconds.parquet``
+    one row per track and second of video: mean probabilities and top emotion (:mod:`.seconds`).
 ``tracks.csv`` / ``summary.json``
     the per-track summaries (:mod:`.tracksummary`); ``summary.json`` holds the whole
     :class:`VideoSummary`.
 ``timelines/track_<id>.png``
-    each track's emotion probabilities over time (:mod:`.timeline`).
+    every track's emotion probabilities over time (:mod:`.timeline`), one PNG per track.
 ``annotated.mp4`` (``annotate_mp4=True``)
-    the frames with boxes, track ids, labels and bars, faces blurred with ``blur_faces=True``.
+    the frames with boxes, track ids, labels and bars, faces blurred with ``blur_faces=True``;
+    H.264, playable in a browser (:mod:`.writer`).
 
 :meth:`VideoRecorder.close` finishes every file and returns the :class:`VideoSummary`; it is safe
 to call after an interruption (Ctrl-C): what was recorded so far is summarised.
@@ -275,10 +278,15 @@ class VideoRecorder:
                 files["annotated_mp4"] = str(written)
         tracks = self.tracks.build()
         files["tracks_csv"] = str(write_tracks_csv(self.out_dir / "tracks.csv", tracks, self.labels))
+        from .seconds import write_seconds
+
+        for path in write_seconds(self.table.csv_path, self.labels, self.out_dir, self.table.parquet_path is not None):
+            files[path.name.replace(".", "_")] = str(path)
         if self.timelines and tracks:
             from .timeline import plot_timelines
 
-            pngs = plot_timelines(self.table.csv_path, tracks, self.labels, self.out_dir / "timelines")
+            pngs = plot_timelines(self.table.csv_path, tracks, self.labels, self.out_dir / "timelines",
+                                  min_on_screen_s=0.0, max_plots=len(tracks))
             if pngs:
                 files["timelines"] = str(self.out_dir / "timelines")
         total = sum(self.tracks.label_time.values())

@@ -48,9 +48,10 @@ class _Bins:
 
 
 def select_tracks(tracks: Sequence[TrackSummary], min_on_screen_s: float, max_plots: int) -> list[TrackSummary]:
-    """The tracks worth a timeline: on screen at least ``min_on_screen_s`` (or the single longest
-    one when none is), the longest ``max_plots`` of them, by id."""
-    long = [t for t in tracks if t.on_screen_s >= min_on_screen_s and t.frames >= 2]
+    """The tracks worth a timeline: on screen at least ``min_on_screen_s`` with 2 frames or more
+    (every track when ``min_on_screen_s`` is 0; the single longest one when none qualifies), the
+    longest ``max_plots`` of them, by id."""
+    long = [t for t in tracks if t.on_screen_s >= min_on_screen_s and (t.frames >= 2 or min_on_screen_s <= 0)]
     if not long and tracks:
         long = [max(tracks, key=lambda t: (t.on_screen_s, t.frames))]
     chosen = sorted(long, key=lambda t: -t.on_screen_s)[:max_plots]

@@ -3,14 +3,17 @@
 Drawing reuses :func:`emolens.inference.annotate.annotate` (colours shared with the still-image
 output) and adds the track id under each box and the video time in the corner. With ``blur`` the
 faces are first pixelated and blurred (:func:`blur_faces`), so the file can be shared without
-showing who was filmed; labels are drawn on top. Frames are written with ``cv2.VideoWriter`` and
-the ``mp4v`` codec (in every OpenCV wheel).
+showing who was filmed; labels are drawn on top. Frames are encoded as H.264 (libx264 through
+PyAV, yuv420p, CRF 23, ``+faststart``), which every browser plays; odd frame sizes are padded by
+one pixel, as yuv420p needs even ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -64,22 +67,53 @@ def draw_frame(rgb: np.ndarray, frame: FrameResult, *, blur: bool = False) -> np
     return img
 
 
+class H264Sink:
+    """An H.264 MP4 file written frame by frame with PyAV's libx264 encoder."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], crf: int = 23) -> None:
+        import av
+
+        self.size = size
+        self.even = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+        try:
+            self._container: Any = av.open(str(path), mode="w", options={"movflags": "+faststart"})
+            self._stream: Any = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise InvalidInput(f"cannot write the annotated video {path} (H.264 at {size[0]}x{size[1]}): {e}") from e
+        self._stream.width, self._stream.height = self.even
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self._pts = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        if (rgb.shape[1], rgb.shape[0]) != self.even:
+            rgb = cv2.copyMakeBorder(rgb, 0, self.even[1] - rgb.shape[0], 0, self.even[0] - rgb.shape[1],
+                                     cv2.BORDER_REPLICATE)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self._pts
+        self._pts += 1
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> None:
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+
+
 class AnnotatedVideoWriter:
     """Writes annotated frames to an MP4. ``fps`` None: taken from the first two timestamps (the
     first frame waits for the second). Frames of another size than the first are resized."""
 
     def __init__(self, path: Path, *, fps: float | None = None, blur: bool = False) -> None:
         self.path, self.fps, self.blur = Path(path), fps, blur
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: H264Sink | None = None
         self._size: tuple[int, int] | None = None
         self._held: tuple[np.ndarray, FrameResult] | None = None
         self.frames = 0
 
     def _open(self, fps: float, size: tuple[int, int]) -> None:
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
-        if not writer.isOpened():
-            raise InvalidInput(f"cannot write the annotated video {self.path} (mp4v at {size[0]}x{size[1]})")
-        self._writer, self._size = writer, size
+        self._writer, self._size = H264Sink(self.path, fps, size), size
 
     def write(self, rgb: np.ndarray, frame: FrameResult) -> None:
         """Annotate and append one frame."""
@@ -103,7 +137,7 @@ class AnnotatedVideoWriter:
         img = draw_frame(rgb, frame, blur=self.blur)
         if (img.shape[1], img.shape[0]) != self._size:
             img = cv2.resize(img, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        self._writer.write(img)
         self.frames += 1
 
     def close(self) -> Path | None:
@@ -114,6 +148,6 @@ class AnnotatedVideoWriter:
             self._held = None
         if self._writer is None:
             return None
-        self._writer.release()
+        self._writer.close()
         self._writer = None
         return self.path
