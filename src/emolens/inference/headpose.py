@@ -8,8 +8,11 @@ longer side (a 53-degree field of view, a typical webcam) and whose centre is th
 
 Conventions, all as seen in the image: ``yaw`` > 0 when the head turns towards the image's right
 (the subject's left), ``pitch`` > 0 when the head tilts up, ``roll`` > 0 for a counter-clockwise
-tilt (the same sign as the keypoint roll). A frontal face looking straight into the camera has
-(0, 0, 0). A mirrored image gives the opposite yaw and roll and the same pitch (the model and the
+tilt (the same sign as the keypoint roll). Yaw and pitch are measured from the line of sight between
+the face and the camera, not from the camera's axis: a face at the edge of the picture that faces
+the camera has yaw 0 (in camera axes it would be turned by up to half the field of view), so
+``looking`` means the same wherever the viewer sits in the frame. A face looking straight into the
+camera has (0, 0, 0). A mirrored image gives the opposite yaw and roll and the same pitch (the model and the
 camera are symmetric). Accuracy against 68-landmark poses and the sign checks are measured by
 ``bench/headpose.py`` and reported in MODEL_CARD.md.
 
@@ -140,7 +143,16 @@ def estimate_pose(points: np.ndarray | Mapping[str, Sequence[float]] | None,
     if not ok or not np.isfinite(rvec).all() or float(tvec[2, 0]) <= 0:
         return None
     r, _ = cv2.Rodrigues(rvec)
-    return pose_from_rotation(r)
+    return pose_from_rotation(sight_frame(tvec.reshape(3)).T @ r)
+
+
+def sight_frame(position: np.ndarray) -> np.ndarray:
+    """The rotation from line-of-sight axes to camera axes for a head at ``position`` (camera axes): in
+    line-of-sight axes a face looking at the camera faces along -z, as a centred frontal face does."""
+    to_camera = -np.asarray(position, dtype=np.float64)
+    yaw = math.atan2(to_camera[0], -to_camera[2])
+    pitch = math.atan2(-to_camera[1], math.hypot(to_camera[0], to_camera[2]))
+    return _ry(yaw) @ _rx(pitch)
 
 
 def pose_from_rotation(r: np.ndarray) -> HeadPose:
@@ -175,10 +187,11 @@ def _rz(a: float) -> np.ndarray:  # roll: a positive angle turns the eye line co
 
 def project(pose: HeadPose, image_size: tuple[int, int], distance: float = 3000.0,
             offset: Point = (0.0, 0.0)) -> np.ndarray:
-    """The five model points ``(5, 2)`` of a head with ``pose`` at ``distance`` model units in front of the
-    camera, shifted by ``offset`` pixels from the image centre (for tests and benchmarks)."""
+    """The five model points ``(5, 2)`` of a head with ``pose`` (relative to its line of sight) at ``distance``
+    model units in front of the camera, shifted by ``offset`` pixels from the image centre (for tests
+    and benchmarks)."""
     k = camera_matrix(image_size)
     f = k[0, 0]
     t = np.array([offset[0] * distance / f, offset[1] * distance / f, distance])
-    cam = MODEL_POINTS @ rotation(pose.yaw, pose.pitch, pose.roll).T + t
+    cam = MODEL_POINTS @ (sight_frame(t) @ rotation(pose.yaw, pose.pitch, pose.roll)).T + t
     return np.stack([k[0, 0] * cam[:, 0] / cam[:, 2] + k[0, 2], k[1, 1] * cam[:, 1] / cam[:, 2] + k[1, 2]], 1)

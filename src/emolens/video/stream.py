@@ -302,8 +302,8 @@ class VideoStream(Iterator[FrameResult]):
         for det, tid in kept:
             if tid not in extras:
                 extras[tid] = self._state.carried(tid, det.box)
-        faces = [self._face(d, tid, extras.get(tid)) for d, tid in sorted(kept, key=lambda p: p[1])]
         h, w = rgb.shape[:2]
+        faces = [self._face(d, tid, extras.get(tid), (h, w)) for d, tid in sorted(kept, key=lambda p: p[1])]
         timings = {"read": read_ms, "detect": _ms(t0, t1), "track": _ms(t1, t2), "align": _ms(t2, t3),
                    "classify": _ms(t3, t4)}
         return FrameResult(index, float(t), int(w), int(h), tuple(faces), classify_all, timings)
@@ -328,16 +328,19 @@ class VideoStream(Iterator[FrameResult]):
             out.append((crop, roll, marks))
         return out
 
-    def _face(self, det: Detection, tid: int, extra: tuple[Any, Any] | None) -> FaceResult:
+    def _face(self, det: Detection, tid: int, extra: tuple[Any, Any] | None, size: tuple[int, int]) -> FaceResult:
         row = self._state.last[tid]
         labels = self.analyzer.labels
         roll, marks = extra if extra is not None else (None, None)
+        pose = self.analyzer.head_pose(det, marks, size)  # this frame's landmarks: fresh on every frame
         return FaceResult(
             box=tuple(int(v) for v in det.box),  # type: ignore[arg-type]
             detection_score=float(det.score),
             emotion=labels[int(np.argmax(row))],
             probabilities={lb: float(v) for lb, v in zip(labels, row, strict=True)},
             keypoints=marks, roll=roll, track_id=int(tid),
+            yaw=None if pose is None else pose.yaw, pitch=None if pose is None else pose.pitch,
+            looking=self.analyzer.attention.looking(pose),
         )
 
 
