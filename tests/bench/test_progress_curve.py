@@ -1,0 +1,63 @@
+"""bench/progress_curve.py: accuracy against cumulative CPU-hours from run folders' history.csv."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "bench" / "progress_curve.py"
+
+
+@pytest.fixture(scope="module")
+def pc() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("progress_curve", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["progress_curve"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, rows: list[tuple[float, float]]) -> Path:
+    folder.mkdir(parents=True)
+    lines = ["epoch,train_loss,train_acc,val_loss,val_acc,lr,time_s"]
+    lines += [f"{i + 1},1.0,0.5,1.0,{acc},0.01,{t}" for i, (acc, t) in enumerate(rows)]
+    (folder / "history.csv").write_text("\n".join(lines) + "\n")
+    (folder / "config.yaml").write_text("model: {arch: vgg, width: 0.5}\ndata: {dataset: fer2013}\n")
+    return folder
+
+
+def test_hours_accumulate_epoch_times_and_best_is_found(pc: ModuleType, tmp_path: Path):
+    run = _run(tmp_path / "teacher", [(0.30, 1800), (0.52, 1800), (0.50, 3600)])
+    c = pc.read_run(run)
+    assert c.hours == pytest.approx([0.5, 1.0, 2.0])
+    assert c.best == (0.52, pytest.approx(1.0), 2)
+    assert c.label == "teacher (vgg w0.5, fer2013)"
+
+
+def test_script_draws_png_prints_table_and_keeps_histories(pc: ModuleType, tmp_path: Path):
+    a = _run(tmp_path / "a", [(0.3, 60), (0.4, 60)])
+    b = _run(tmp_path / "b", [(0.5, 7200)])
+    out = tmp_path / "progress.png"
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(a), str(b), "--out", str(out), "--keep",
+                           str(tmp_path / "kept")], capture_output=True, text=True, check=True)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = proc.stdout.splitlines()
+    assert lines[1].split()[:5] == ["a", "2", "0.03", "0.4000", "0.03"]
+    assert lines[2].split()[:5] == ["b", "1", "2.00", "0.5000", "2.00"]
+    assert (tmp_path / "kept" / "b" / "history.csv").read_text() == (b / "history.csv").read_text()
+    assert pc.read_run(tmp_path / "kept" / "a").val_acc == [0.3, 0.4]  # redrawn from the kept copy
+
+
+def test_folder_without_history_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "empty"), "--out", str(tmp_path / "x.png")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "no history.csv" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.png").exists()
