@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..studies.settings import StudySettings
 from .auth import ApiKeyMiddleware
 from .bodylimit import BodyLimitMiddleware, LimitFor
 from .campaign_routes import campaigns_router
@@ -32,6 +33,7 @@ from .errors import install_error_handlers
 from .jobs_routes import JobService, jobs_router
 from .routes import health_router, router
 from .settings import Settings
+from .study_routes import add_studies, study_body_limits
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,11 @@ def body_limits(settings: Settings) -> LimitFor:
         "/v1/campaigns": settings.max_campaign_bytes + MULTIPART_SLACK + 1024 * settings.max_campaign_files,
     }
 
+    study_limit = study_body_limits(StudySettings())
+
     def limit_for(method: str, path: str) -> int | None:
-        return limits.get(path.rstrip("/") or "/", OTHER_BODY_LIMIT)
+        study = study_limit(path)  # ad uploads and recording chunks (raw bodies, paths with ids)
+        return study if study is not None else limits.get(path.rstrip("/") or "/", OTHER_BODY_LIMIT)
 
     return limit_for
 
@@ -97,6 +102,7 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
     app.include_router(router)
     app.include_router(jobs_router)
     app.include_router(campaigns_router)
+    add_studies(app)  # ad-test studies: routes, /studies and /watch pages, the study job kind
     _add_page(app)
     _add_docs(app)
     if settings.cors_origins:

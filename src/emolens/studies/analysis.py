@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STUDY_KIND = "study"
-END_SLACK_S = 1.0
+END_SLACK_S = 0.5
 """How far an ad may end after the recording's last frame before the upload counts as cut short."""
 
 

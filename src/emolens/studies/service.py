@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput, MediaTooLarge, UnsupportedMedia
+from ..errors import EmolensError, InvalidInput, MediaTooLarge, UnsupportedMedia
+from ..jobs.models import JobRecord
 from ..jobs.runner import JobContext, JobKind, JobRunner
 from .analysis import STUDY_KIND, study_kind
 from .media import AD_SUFFIXES, video_facts
@@ -90,6 +91,13 @@ class StudyService:
                 final.rename(old)
             tmp.rename(final)
             shutil.rmtree(old, ignore_errors=True)
+
+    def job(self, job_id: str) -> JobRecord | None:
+        """The analysis job ``job_id`` (None when it is gone, e.g. deleted by the job retention)."""
+        try:
+            return self._runner_for().store.get(job_id)
+        except EmolensError:
+            return None
 
     def report_dir(self, study_id: str) -> Path:
         return self.store.study_dir(study_id) / REPORT_DIR

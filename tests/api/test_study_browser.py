@@ -1,0 +1,249 @@
+"""A study end to end in headless Chromium: the real viewer page, a fake camera fed from a real clip.
+
+The marketer creates a study with two ads over HTTP; two viewers go through the real page (consent
+and a question, camera check against the real face detector, both ads full screen while
+``MediaRecorder`` records, chunked upload, the page's timing); the server analyses each session
+with the shipped model through the job system; the study's campaign report then has both ads and
+both viewers with QC and KPIs. A third browser refuses the camera: the page says so and the
+session is abandoned with the reason. The kept recordings are the browser's own WebM files: their
+container says no duration, the study code measures it.
+
+Chromium: ``--use-fake-device-for-media-stream`` + ``--use-file-for-fake-video-capture`` (a Y4M
+made from ``../shared/data/media/videos/fer_woman2.mp4``) + ``--use-fake-ui-for-media-stream``
+(accept the prompt) or ``--deny-permission-prompts`` (refuse it). Short ads and 2 analysed frames
+per second keep it to well under a minute of analysis on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import pytest
+
+from emolens.api.app import create_app
+from emolens.studies.media import last_frame_time
+from tests.browser import CHROME_FLAGS, missing
+
+from .conftest import make_settings
+from .live import live_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.shared, pytest.mark.timeout(600)]
+
+CLIP = "fer_woman2.mp4"
+AD_CLIPS = ("face_recognition_short_hamilton_clip.mp4", "youtubefaces_0492_03_009_bill_gates.avi")
+AD_SECONDS = 2.5
+WAIT_S = 180
+
+
+def write_y4m(src: Path, dst: Path, seconds: float, fps: int = 10) -> None:
+    """The first ``seconds`` of ``src`` as a Y4M file (I420) at ``fps``: Chromium's fake camera loops it."""
+    cap = cv2.VideoCapture(str(src))
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) // 2 * 2, int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) // 2 * 2
+    n = 0
+    with dst.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        while n < seconds * fps:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if cap.get(cv2.CAP_PROP_POS_MSEC) / 1000 + 1e-6 < n / fps:
+                continue
+            out.write(b"FRAME\n" + cv2.cvtColor(frame[:h, :w], cv2.COLOR_BGR2YUV_I420).tobytes())
+            n += 1
+    cap.release()
+    assert n > fps, f"{src} gave only {n} frames"
+
+
+def write_ad(src: Path, dst: Path, seconds: float, fps: int = 15) -> None:
+    """A short VP8 WebM ad cut from ``src`` (a format every Chromium plays)."""
+    cap = cv2.VideoCapture(str(src))
+    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"VP80"), fps, (320, 180))
+    n = 0
+    while n < seconds * fps:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(frame, (320, 180)))
+        n += 1
+    writer.release()
+    cap.release()
+
+
+@contextmanager
+def camera_browser(profile: Path, camera: Path | None, allow: bool,
+                   window: tuple[int, int] = (1100, 800)) -> Iterator[Any]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if not chromium or not chromedriver:
+        missing("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing("selenium is not installed (pip install selenium)")
+    options = Options()
+    options.binary_location = str(chromium)
+    flags = [*CHROME_FLAGS, f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile}",
+             "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+             "--use-fake-ui-for-media-stream" if allow else "--deny-permission-prompts"]
+    if camera is not None:
+        flags.append(f"--use-file-for-fake-video-capture={camera}")
+    for flag in flags:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
+    drv.set_page_load_timeout(60)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def wait_state(drv: Any, *states: str, timeout: float = WAIT_S) -> str:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def reached(d: Any) -> Any:
+        state = d.execute_script("return document.body.dataset.state")
+        return state if state in states else False
+
+    try:
+        return str(WebDriverWait(drv, timeout, poll_frequency=0.2).until(reached))
+    except Exception:
+        state = drv.execute_script("return document.body.dataset.state")
+        text = drv.execute_script("return document.body.innerText")
+        raise AssertionError(f"page state {state!r}, not {states}: {text[:600]}") from None
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[str, Path]:
+    videos = shared_data / "media" / "videos"
+    folder = tmp_path_factory.mktemp("study-media")
+    files = {"camera": folder / "camera.y4m", "ad1": folder / "spot_a.webm", "ad2": folder / "spot_b.webm"}
+    write_y4m(videos / CLIP, files["camera"], seconds=8)
+    write_ad(videos / AD_CLIPS[0], files["ad1"], AD_SECONDS)
+    write_ad(videos / AD_CLIPS[1], files["ad2"], AD_SECONDS)
+    return files
+
+
+@pytest.fixture(scope="module")
+def jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("jobs")
+
+
+@pytest.fixture(scope="module")
+def server(jobs_dir: Path) -> Iterator[str]:
+    with live_server(create_app(make_settings(jobs_dir=jobs_dir))) as base:
+        yield base
+
+
+def create_study(base: str, media: dict[str, Path]) -> dict[str, Any]:
+    body = {"name": "Spring launch", "keep_recordings": True, "retention_days": 7,
+            "questions": [{"key": "segment", "label": "Your age group", "choices": ["18-34", "35+"],
+                           "required": True}],
+            "options": {"sample_fps": 2, "bootstrap": 200}}
+    r = httpx.post(f"{base}/v1/studies", json=body, timeout=30)
+    assert r.status_code == 201, r.text
+    study: dict[str, Any] = r.json()
+    for name in ("ad1", "ad2"):
+        r = httpx.post(f"{base}/v1/studies/{study['id']}/ads", params={"name": f"spot_{name[-1]}",
+                       "filename": media[name].name}, content=media[name].read_bytes(), timeout=60)
+        assert r.status_code == 201, r.text
+    return study
+
+
+def run_viewer(drv: Any, url: str, answer: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    drv.get(url)
+    wait_state(drv, "consent", timeout=60)
+    Select(drv.find_element(By.CSS_SELECTOR, "select[name=segment]")).select_by_value(answer)
+    drv.find_element(By.ID, "agree").click()
+    drv.find_element(By.ID, "agree-button").click()
+    wait_state(drv, "camera", timeout=60)
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(drv, WAIT_S, poll_frequency=0.3).until(
+        lambda d: d.find_element(By.ID, "start-button").is_enabled(), "the camera check never found the face")
+    assert drv.find_element(By.ID, "check-face").get_attribute("data-ok") == "yes"
+    drv.find_element(By.ID, "start-button").click()
+    wait_state(drv, "playing", "uploading", "done", timeout=30)
+    assert wait_state(drv, "done", "error", "stopped") == "done"
+
+
+def test_two_viewers_in_the_browser_fill_the_report(server: str, jobs_dir: Path, media: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    study = create_study(server, media)
+    with camera_browser(tmp_path / "profile", media["camera"], allow=True) as drv:
+        for answer in ("18-34", "35+"):
+            run_viewer(drv, study["viewer_url"], answer)
+        severe = [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"
+                  and "favicon" not in e["message"]]
+        assert not severe, severe
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        got = httpx.get(f"{server}/v1/studies/{study['id']}", timeout=30).json()
+        jobs_done = all(s["analysis"] and s["analysis"]["state"] in ("succeeded", "failed") for s in got["sessions"])
+        if (jobs_done and got["report"]["viewers"] >= 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert got["counts"]["analysed"] == 2, got["sessions"]
+    assert [s["answers"]["segment"] for s in got["sessions"]] == ["18-34", "35+"]
+    assert [a["name"] for a in got["report"]["ads"]] == ["spot_1", "spot_2"]
+    summary = httpx.get(server + got["report"]["files"]["summary.json"], timeout=30).json()
+    assert {(q["viewer"], q["ad"]) for q in summary["qc"]} == {
+        (v, a) for v in ("v001", "v002") for a in ("spot_1", "spot_2")}
+    kept = [q for q in summary["qc"] if q["status"] == "kept"]
+    assert kept, summary["qc"]  # the woman's face is found in the camera picture
+    assert all(q["face_found_rate"] is not None and q["brightness"] is not None for q in summary["qc"])
+    for ad in summary["ads"]:
+        assert ad["viewers_total"] == 2
+        if ad["viewers_kept"]:
+            assert ad["kpis"]["face_found_rate"]["value"] > 0.5
+            assert ad["kpis"]["valence_index"]["value"] is not None
+    report = httpx.get(server + got["report"]["url"], timeout=30)
+    assert report.status_code == 200 and "spot_2" in report.text
+    # each session's timing covers both ads, in the recording's clock
+    jobs = [httpx.get(f"{server}/v1/jobs/{s['analysis']['job_id']}", timeout=30).json() for s in got["sessions"]]
+    assert all(j["state"] == "succeeded" for j in jobs)
+    # the study keeps its recordings: they are the browser's own MediaRecorder WebM files, whose
+    # container gives no frame count or duration; the study measured them by their frames
+    webms = sorted((jobs_dir / "studies" / study["id"] / "sessions").glob("*.webm"))
+    assert len(webms) == 2
+    for webm in webms:
+        cap = cv2.VideoCapture(str(webm), cv2.CAP_FFMPEG)
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        cap.release()
+        assert not 0 < count < 1e6, f"{webm.name}: the container now says {count} frames"
+        last, frames, _ = last_frame_time(webm)
+        assert frames > 10 and last >= 2 * AD_SECONDS - 0.5
+
+
+def test_camera_refused_leaves_a_clear_state(server: str, media: dict[str, Path], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    study = create_study(server, media)
+    with camera_browser(tmp_path / "profile", None, allow=False) as drv:
+        drv.get(study["viewer_url"])
+        wait_state(drv, "consent", timeout=60)
+        Select(drv.find_element(By.CSS_SELECTOR, "select[name=segment]")).select_by_value("35+")
+        drv.find_element(By.ID, "agree").click()
+        drv.find_element(By.ID, "agree-button").click()
+        assert wait_state(drv, "denied", "camera", timeout=60) == "denied"
+        assert "Nothing was recorded" in drv.find_element(By.ID, "ended-text").text
+    deadline = time.monotonic() + 30
+    while True:
+        sessions = httpx.get(f"{server}/v1/studies/{study['id']}", timeout=30).json()["sessions"]
+        if (sessions and sessions[0]["state"] == "abandoned") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(s["state"], s["reason"]) for s in sessions] == [("abandoned", "camera access refused")]
