@@ -6,6 +6,11 @@ folders, globs) into a deterministic list, classifies them in batches across fil
 writes annotated copies, and ends with the emotion distribution over all faces. Unreadable files are
 reported on stderr and skipped; the exit code is 0 when at least one file was read, otherwise that of
 the first error (3 for a file that is not an image). torch is never imported here.
+
+Folders are walked by :mod:`.walk`: a FIFO, a device, a symlink loop or an unreadable sub-folder is
+skipped with a ``warning:`` naming it (never opened, so never a hang). An annotated copy that cannot
+be written (disk full, read-only folder) is reported and the run goes on; the run then ends with
+exit code 8 (:data:`~emolens.partial.PARTIAL_EXIT_CODE`): the results are whole, the copies are not.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..errors import EmolensError, InvalidInput, UnsupportedMedia
+from ..partial import PARTIAL_EXIT_CODE
 from .output import OutputFormat
+from .walk import Skip, regular_file_problem, scan_folder
 
 if TYPE_CHECKING:
     from ..inference.analyzer import Analyzer
@@ -37,54 +44,57 @@ def _is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _scan_folder(folder: Path, recursive: bool) -> Iterator[Path]:
-    """Image files under ``folder`` in sorted order; hidden files and folders are skipped."""
-    if not recursive:
-        yield from sorted(p for p in folder.iterdir() if p.is_file() and _is_image_name(p)
-                          and not p.name.startswith("."))
-        return
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            p = Path(root) / name
-            if _is_image_name(p) and not name.startswith("."):
-                yield p
-
-
-def _expand_one(arg: str, recursive: bool) -> list[Path]:
+def _expand_one(arg: str, recursive: bool, skip: Skip) -> list[Path]:
     p = Path(arg).expanduser()
-    if p.is_file():
-        return [p]
     if p.is_dir():
-        return list(_scan_folder(p, recursive))
+        return list(scan_folder(p, recursive, _is_image_name, skip))
+    if os.path.lexists(p):  # a file named explicitly: any extension, but only a regular file is opened
+        problem = regular_file_problem(p)
+        if problem is not None:
+            skip(p, problem)
+            return []
+        return [p]
     if not _GLOB_CHARS & set(arg):
         return []
     out: list[Path] = []
     for match in sorted(glob.glob(os.path.expanduser(arg), recursive=True)):
         m = Path(match)
         if m.is_dir():
-            out.extend(_scan_folder(m, recursive))
-        elif m.is_file() and _is_image_name(m):
-            out.append(m)
+            out.extend(scan_folder(m, recursive, _is_image_name, skip))
+        elif _is_image_name(m):
+            problem = regular_file_problem(m)
+            if problem is None:
+                out.append(m)
+            else:
+                skip(m, problem)
     return out
 
 
-def collect_inputs(args: Sequence[str], *, recursive: bool = True) -> tuple[list[Path], list[str]]:
+def collect_inputs(
+    args: Sequence[str], *, recursive: bool = True, skipped: list[tuple[Path, str]] | None = None
+) -> tuple[list[Path], list[str]]:
     """Expand paths, folders and globs into image files, and list the arguments that matched nothing.
 
     Order is deterministic: arguments in the order given, folder and glob contents sorted by path.
     A file named explicitly is kept whatever its extension; folders and globs yield only
-    :data:`IMAGE_EXTENSIONS`. A file reached twice is listed once (first position).
+    :data:`IMAGE_EXTENSIONS`. A file reached twice is listed once (first position). Entries that
+    are not regular files (FIFOs, devices, symlink loops) and folders that cannot be read are
+    never opened: they are appended to ``skipped`` as ``(path, reason)``.
     """
     files: list[Path] = []
     seen: set[Path] = set()
     unmatched: list[str] = []
+    left_out: list[tuple[Path, str]] = [] if skipped is None else skipped
     for arg in args:
-        found = _expand_one(arg, recursive)
-        if not found:
+        before = len(left_out)
+        found = _expand_one(arg, recursive, lambda path, why: left_out.append((path, why)))
+        if not found and len(left_out) == before:
             unmatched.append(arg)
         for f in found:
-            key = f.resolve()
+            try:
+                key = f.resolve()
+            except (OSError, RuntimeError):
+                key = f.absolute()
             if key not in seen:
                 seen.add(key)
                 files.append(f)
@@ -115,15 +125,27 @@ def annotation_names(files: Sequence[Path]) -> list[str]:
 
 
 def _write_annotated(path: Path, result: ImageResult, target: Path) -> None:
+    """Write the annotated copy whole or not at all (:mod:`emolens.fsio`); OutputError when it cannot be."""
     import cv2
 
+    from ..fsio import OutputError, atomic_path
     from ..inference.annotate import annotate
     from ..inference.imageio import load_image
 
     rgb = annotate(load_image(path).rgb, result)
     params = [cv2.IMWRITE_JPEG_QUALITY, 92] if target.suffix == ".jpg" else []
-    if not cv2.imwrite(str(target), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
-        raise InvalidInput(f"could not write the annotated image {target}")
+    with atomic_path(target) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
+            free = _free_bytes(target.parent)
+            why = "the disk is full" if free is not None and free < 1 << 20 else "OpenCV could not write it"
+            raise OutputError(f"cannot write the annotated image {target}: {why}")
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return int(os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize)
+    except (OSError, AttributeError):
+        return None
 
 
 def _outcomes(
@@ -165,10 +187,10 @@ def _prepare_outdir(outdir: Path) -> None:
         raise InvalidInput(f"--annotate {outdir} is not a folder")
 
 
-def _report(source: str, err: BaseException, bar: Any = None) -> None:
+def _report(source: str, err: BaseException, bar: Any = None, prefix: str = "error") -> None:
     """``error: <message naming the file>`` on stderr (above the progress bar when one is shown)."""
     msg = str(err) or type(err).__name__
-    line = f"error: {msg}" if source in msg else f"error: {source}: {msg}"
+    line = f"{prefix}: {msg}" if source in msg else f"{prefix}: {source}: {msg}"
     if bar is not None and not bar.disable:
         bar.write(line, file=sys.stderr)
     else:
@@ -185,11 +207,15 @@ def run_analysis(
     cropped: bool = False,
     progress: bool | None = None,
     prior_errors: Iterable[tuple[str, BaseException]] = (),
+    prior_warnings: Iterable[tuple[str, BaseException]] = (),
     workers: int = 1,
-) -> tuple[int, list[EmolensError]]:
-    """Analyse ``files`` and stream them to stdout; returns (files read, their errors in order).
+) -> tuple[int, list[EmolensError], list[EmolensError]]:
+    """Analyse ``files`` and stream them to stdout; returns (files read, their errors in order, the
+    annotated copies that could not be written).
 
-    ``prior_errors`` (arguments that matched nothing) are reported first and kept in ``json`` output.
+    ``prior_errors`` (arguments that matched nothing) and ``prior_warnings`` (entries skipped) are
+    reported first and kept in ``json`` output. An annotated copy that cannot be written is reported
+    on stderr and the run goes on.
     """
     from ..inference.summary import SummaryBuilder
     from .output import make_writer
@@ -198,8 +224,12 @@ def run_analysis(
     writer.start(analyzer.labels)
     summary = SummaryBuilder(analyzer.labels)
     errors: list[EmolensError] = []
+    annotate_failures: list[EmolensError] = []
     for source, err in prior_errors:
         _report(source, err)
+        writer.error(source, err)
+    for source, err in prior_warnings:  # entries skipped unopened (FIFOs, loops, unreadable folders)
+        _report(source, err, prefix="warning")
         writer.error(source, err)
     names = annotation_names(files) if annotate_dir is not None else []
     index = {f: i for i, f in enumerate(files)}
@@ -216,14 +246,18 @@ def run_analysis(
             writer.image(outcome)
             summary.add(outcome)
             if annotate_dir is not None:
-                _write_annotated(path, outcome, annotate_dir / names[index[path]])
+                try:
+                    _write_annotated(path, outcome, annotate_dir / names[index[path]])
+                except EmolensError as err:  # disk full, read-only: the results go on, the copy is missing
+                    _report(str(path), err, bar, prefix="warning")
+                    annotate_failures.append(err)
     built = summary.build()
     writer.finish(built)
     if writer.machine:
         typer.echo(f"summary: {built.describe()}", err=True)
         if built.faces:
             typer.echo(f"mean probabilities: {built.describe_means()}", err=True)
-    return read, errors
+    return read, errors, annotate_failures
 
 
 def _silence_stdout() -> None:
@@ -262,8 +296,11 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Read the emotion of every face in images, folders and globs."""
-        files, unmatched = collect_inputs(paths, recursive=recursive)
+        skipped: list[tuple[Path, str]] = []
+        files, unmatched = collect_inputs(paths, recursive=recursive, skipped=skipped)
         if not files:
+            for path, why in skipped:
+                typer.echo(f"warning: {path}: skipped: {why}", err=True)
             raise InvalidInput("no input matched: " + ", ".join(repr(a) for a in paths)
                                + " (expected image files, folders holding images, or globs)")
         if annotate is not None:
@@ -273,10 +310,12 @@ def register(app: typer.Typer) -> None:
         an = Analyzer(model=model, detector=detector, align=not no_align, tta=tta, threads=threads,
                       keypoints=False if no_keypoints else None)
         missing = [(a, InvalidInput(f"no such file or folder, or nothing matched: {a}")) for a in unmatched]
+        left_out = [(str(p), UnsupportedMedia(f"{p}: skipped: {why}")) for p, why in skipped]
         try:
-            read, errors = run_analysis(
+            read, errors, unwritten = run_analysis(
                 an, files, fmt=fmt, annotate_dir=annotate, batch_size=batch_size, cropped=cropped,
-                progress=progress, prior_errors=missing, workers=workers or min(8, os.cpu_count() or 1),
+                progress=progress, prior_errors=missing, prior_warnings=left_out,
+                workers=workers or min(8, os.cpu_count() or 1),
             )
         except BrokenPipeError:  # `emolens analyze ... | head`: the reader left, stop quietly
             _silence_stdout()
@@ -284,3 +323,7 @@ def register(app: typer.Typer) -> None:
         if read == 0:
             cls = type(errors[0]) if errors else UnsupportedMedia
             raise cls(f"none of the {len(files)} input file(s) could be read")
+        if unwritten:
+            typer.echo(f"error: {len(unwritten)} annotated copy(ies) could not be written; first: {unwritten[0]}",
+                       err=True)
+            raise typer.Exit(PARTIAL_EXIT_CODE)

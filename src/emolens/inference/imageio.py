@@ -7,6 +7,11 @@ white; animated images give their first frame. Limits are checked before any pix
 (file size, then the pixel count in the header), and the whole image is decoded at once so a
 truncated file is refused rather than returned half grey.
 
+A JPEG is also checked for damage the decoder papers over (:func:`jpeg_damage`: bytes that are not
+valid entropy-coded data, restart markers out of order, no end marker, data after it): it is still
+decoded, with a warning logged and kept in :attr:`LoadedImage.warnings`. Only a path to a regular file
+is opened (a FIFO or a device would block the reader).
+
 Errors: :class:`~emolens.errors.InvalidInput` (missing file, wrong argument type or array shape),
 :class:`~emolens.errors.UnsupportedMedia` (empty, not an image, corrupt or truncated) and
 :class:`~emolens.errors.MediaTooLarge` (over ``max_bytes`` or ``max_pixels``).
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass
@@ -40,6 +47,7 @@ class LoadedImage:
 
     rgb: np.ndarray
     source: str
+    warnings: tuple[str, ...] = ()
 
     @property
     def width(self) -> int:
@@ -79,7 +87,13 @@ def load_image(
         raise InvalidInput(
             f"cannot read an image from a {type(src).__name__}; pass a path, bytes or a numpy array"
         )
-    return LoadedImage(decode_bytes(data, source=source, max_pixels=max_pixels), source)
+    rgb = decode_bytes(data, source=source, max_pixels=max_pixels)
+    damage = jpeg_damage(data)
+    if damage is None:
+        return LoadedImage(rgb, source)
+    warning = f"{source}: damaged JPEG data ({damage}); the image may be partly wrong"
+    log.warning("%s", warning)
+    return LoadedImage(rgb, source, (warning,))
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -96,11 +110,15 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
     if is_dir:
         raise InvalidInput(f"{path} is a directory, not an image file")
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device: opening it could block forever
+            raise UnsupportedMedia(f"{path} is not a regular file (a FIFO, a device or a socket)")
+        size = st.st_size
         if size > max_bytes:
             raise MediaTooLarge(f"{path}: {size} bytes exceeds the limit of {max_bytes} bytes")
-        with path.open("rb") as fh:
-            data = fh.read(max_bytes + 1)  # a FIFO or a growing file can lie about its size
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # never blocks, even if it was swapped
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(max_bytes + 1)  # a growing file can lie about its size
     except OSError as e:
         raise UnsupportedMedia(f"cannot read {path}: {e.strerror or e}") from e
     if len(data) > max_bytes:
@@ -135,6 +153,65 @@ def decode_bytes(data: bytes, *, source: str = "<bytes>", max_pixels: int = DEFA
     except Exception as e:  # a decoder plugin failing in its own way on a malformed file
         log.debug("decoder failure on %s", source, exc_info=True)
         raise UnsupportedMedia(f"{source} could not be decoded ({type(e).__name__}: {e})") from e
+
+
+_RST = range(0xD0, 0xD8)
+_STANDALONE = {0x01, *_RST, 0xD8, 0xD9}  # markers without a length field
+
+
+def jpeg_damage(data: bytes) -> str | None:
+    """What is wrong with the structure of JPEG ``data`` (None when it is sound or not a JPEG).
+
+    Walks the marker segments and, inside each scan, the entropy-coded bytes: a 0xFF there must be
+    stuffing (0xFF00), a restart marker in sequence, or the marker that ends the scan; the file must
+    end with EOI and hold nothing after it but padding. Damage that keeps this structure (garbage
+    without any 0xFF byte) goes unseen: only decoding every Huffman code would find it."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i, n = 2, len(data)
+    while i + 2 <= n:
+        if data[i] != 0xFF:
+            return f"bytes that are not a marker at offset {i}"
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:
+            rest = data[i + 2:]
+            return None if not rest.strip(b"\x00\xff\r\n ") else f"{len(rest)} bytes after the end marker"
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if length < 2 or i + 4 > n:
+            return f"a segment with a bad length at offset {i}"
+        i += 2 + length
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            i, problem = _scan_end(data, i)
+            if problem is not None:
+                return problem
+    return "no end marker (EOI)"
+
+
+def _scan_end(data: bytes, i: int) -> tuple[int, str | None]:
+    """Offset of the marker that ends the scan starting at ``i``, and what is wrong inside the scan."""
+    expected = 0
+    while True:
+        j = data.find(b"\xff", i)
+        if j < 0 or j + 1 >= len(data):
+            return len(data), "the data ends inside a scan"
+        nxt = data[j + 1]
+        if nxt == 0x00 or nxt == 0xFF:
+            i = j + 2 if nxt == 0x00 else j + 1
+        elif nxt in _RST:
+            if nxt - 0xD0 != expected:
+                return j, f"restart marker {nxt - 0xD0} where {expected} was due, at offset {j}"
+            expected = (expected + 1) % 8
+            i = j + 2
+        elif nxt == 0xD9 or 0xC0 <= nxt <= 0xFE:
+            return j, None
+        else:
+            return j, f"an invalid marker 0xFF{nxt:02X} inside the image data at offset {j}"
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int, source: str) -> None:

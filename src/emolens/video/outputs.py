@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import fsio
 from ..errors import InvalidInput
+from ..fsio import atomic_open, output_error, temp_beside
 from ..results import FrameResult, keypoints_json
 from .tracksummary import TrackSummary, TrackSummaryBuilder
 
@@ -137,18 +140,26 @@ class FrameTable:
                  chunk_rows: int = CHUNK_ROWS) -> None:
         self.labels, self.chunk_rows = tuple(labels), chunk_rows
         self.csv_path = out_dir / "frames.csv"
-        self._csv_file = self.csv_path.open("w", newline="", encoding="utf-8")
+        # written under temporary names, renamed into place by close(): never a half file (fsio)
+        self._tmp = {self.csv_path: temp_beside(self.csv_path)}
+        try:
+            self._csv_file = self._tmp[self.csv_path].open("w", newline="", encoding="utf-8")
+        except OSError as err:
+            raise output_error(self.csv_path, err) from err
         self._csv = csv.writer(self._csv_file, lineterminator="\n")
         self._csv.writerow([*BASE_COLUMNS, *self.labels])
         self.parquet_path: Path | None = None
         self._parquet: _ParquetSink | None = None
         if parquet:
             try:
-                self._parquet = _ParquetSink(out_dir / "frames.parquet", self.labels)
+                parquet_tmp = temp_beside(out_dir / "frames.parquet")
+                self._parquet = _ParquetSink(parquet_tmp, self.labels)
                 self.parquet_path = out_dir / "frames.parquet"
+                self._tmp[self.parquet_path] = parquet_tmp
             except ImportError:
                 log.warning("pyarrow is not installed: frames.parquet is not written (pip install pyarrow)")
         self._rows: list[list[Any]] = []
+        self._failed = False
         self.rows_written = 0
 
     def add(self, frame: FrameResult) -> None:
@@ -159,19 +170,44 @@ class FrameTable:
     def flush(self) -> None:
         if not self._rows:
             return
-        self._csv.writerows(_csv_format(r) for r in self._rows)
-        self._csv_file.flush()
-        if self._parquet is not None:
-            self._parquet.write(self._rows)
+        try:
+            self._csv.writerows(_csv_format(r) for r in self._rows)
+            self._csv_file.flush()
+            if self._parquet is not None:
+                self._parquet.write(self._rows)
+        except OSError as err:  # disk full, ...: a named error; close() then publishes nothing
+            self._failed = True
+            raise output_error(self.csv_path, err) from err
         self.rows_written += len(self._rows)
         self._rows = []
 
     def close(self) -> None:
-        self.flush()
-        self._csv_file.close()
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
+        """Write what is left and move the files into place (after a failed write: delete them)."""
+        try:
+            if not self._failed:
+                self.flush()
+        finally:
+            try:
+                self._csv_file.close()
+                if self._parquet is not None:
+                    self._parquet.close()
+                    self._parquet = None
+            except OSError as err:
+                self._failed = True
+                raise output_error(self.csv_path, err) from err
+            finally:
+                self._publish()
+
+    def _publish(self) -> None:
+        for final, tmp in self._tmp.items():
+            try:
+                if self._failed:
+                    tmp.unlink(missing_ok=True)
+                elif tmp.exists():
+                    os.replace(tmp, final)
+            except OSError as err:
+                raise output_error(final, err) from err
+        self._tmp = {}
 
 
 def _csv_format(row: list[Any]) -> list[Any]:
@@ -190,7 +226,7 @@ def write_tracks_csv(path: Path, tracks: Sequence[TrackSummary], labels: Sequenc
         head += [prefix + lb for lb in labels]
     for lb in labels:
         head += [f"peak_{lb}_s", f"peak_{lb}"]
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(head)
         for t in tracks:
@@ -297,6 +333,6 @@ class VideoRecorder:
             self.labels, self.tracks.frames, self.tracks.classified_frames, self.tracks.face_rows,
             self.tracks.duration_s, shares, tuple(tracks), files, stream_figures,
         )
-        (self.out_dir / "summary.json").write_text(summary.to_json(), encoding="utf-8")
+        fsio.write_text(self.out_dir / "summary.json", summary.to_json())
         self._summary = summary
         return summary
