@@ -40,10 +40,14 @@ class OutputError(EmolensError):
     http_status = 507
 
 
+def reason(err: OSError) -> str:
+    """Why ``err`` happened, in words (``the disk is full``, ``permission denied``, ...)."""
+    return _REASONS.get(err.errno or 0) or err.strerror or str(err)
+
+
 def output_error(path: Path | str, err: OSError) -> OutputError:
     """:class:`OutputError` naming ``path`` and the reason of ``err`` in words."""
-    reason = _REASONS.get(err.errno or 0) or err.strerror or str(err)
-    return OutputError(f"cannot write {path}: {reason}")
+    return OutputError(f"cannot write {path}: {reason(err)}")
 
 
 def temp_beside(path: Path) -> Path:

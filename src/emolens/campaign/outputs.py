@@ -18,6 +18,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from .. import fsio
+from ..fsio import atomic_path
+
 log = logging.getLogger(__name__)
 
 THUMB_WIDTH = 320
@@ -48,10 +51,13 @@ def safe_name(text: str) -> str:
 
 
 def write_table(df: pd.DataFrame, out_dir: Path, stem: str, parquet: bool = True) -> None:
-    """``stem.csv`` (and ``stem.parquet``) in ``out_dir``."""
-    df.to_csv(out_dir / f"{stem}.csv", index=False)
+    """``stem.csv`` (and ``stem.parquet``) in ``out_dir``, each written whole or not at all
+    (:mod:`emolens.fsio`; a full disk is an ``OutputError`` naming the file)."""
+    with atomic_path(out_dir / f"{stem}.csv") as tmp:
+        df.to_csv(tmp, index=False)
     if parquet:
-        df.to_parquet(out_dir / f"{stem}.parquet", index=False)
+        with atomic_path(out_dir / f"{stem}.parquet") as tmp:
+            df.to_parquet(tmp, index=False)
 
 
 def jsonable(obj: Any) -> Any:
@@ -71,7 +77,7 @@ def jsonable(obj: Any) -> Any:
 
 def write_summary(summary: Mapping[str, Any], out_dir: Path) -> Path:
     path = out_dir / FILES["summary_json"]
-    path.write_text(json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    fsio.write_text(path, json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n")
     return path
 
 
@@ -103,8 +109,13 @@ def write_thumbnail(video: Path, second: int, out_dir: Path, ad: str, width: int
     h, w = rgb.shape[:2]
     small = cv2.resize(rgb, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
     rel = f"{FILES['thumbs_dir']}/{prefix}{safe_name(ad)}_{second}.jpg"
-    (out_dir / FILES["thumbs_dir"]).mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out_dir / rel), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    try:
+        (out_dir / FILES["thumbs_dir"]).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise fsio.output_error(out_dir / FILES["thumbs_dir"], err) from err
+    with atomic_path(out_dir / rel) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]):
+            raise fsio.OutputError(f"cannot write the thumbnail {out_dir / rel}")
     return rel
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InvalidInput
+from ..fsio import output_error
 from . import compare
 from .attention import TIMELINE_COLUMNS, ad_timeline
 from .kpis import DEFINITIONS, VIEWER_KPIS, KpiValue, ad_kpis, key_moments, viewer_kpis
@@ -278,7 +279,10 @@ def analyze_campaign(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidInput(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # read-only or unwritable: a named error before any work
+        raise output_error(out, err) from err
     an = _analyser(analyzer, s)
     labels = tuple(an.labels)
     analysed = analyse_all(m, an, FrameCache(Path(cache_dir) if cache_dir else out / "cache"), progress)

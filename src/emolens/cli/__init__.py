@@ -3,11 +3,13 @@
 Each sub-module adds its commands with ``register(app)`` and imports its heavy dependencies
 inside the command functions, so ``emolens analyze`` never imports torch. Errors raised at the core
 (:class:`~emolens.errors.EmolensError`) become one clear line on stderr and the exit code the error
-class names; nothing else is caught, so real bugs still show their traceback.
+class names; so does an ``OSError`` that escaped the core (a full or read-only disk: exit code 9);
+nothing else is caught, so real bugs still show their traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -56,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
+    except OSError as err:  # a file operation the core did not wrap: a full or read-only disk, ...
+        from ..fsio import OutputError, reason
+
+        typer.echo(f"error: {err.filename or 'a file'}: {reason(err)}", err=True)
+        return OutputError.exit_code if err.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT) else 1
     except Exception as e:  # usage errors arrive as ClickException in non-standalone mode
         if isinstance(e, _click_exceptions()):
             e.show()  # type: ignore[attr-defined]
