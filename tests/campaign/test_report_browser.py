@@ -7,6 +7,7 @@ except under ``CI=true`` (as tests/api/test_browser.py).
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,56 @@ def test_legend_toggles_a_series(driver: Any, tmp_path: Path) -> None:
     button.click()
     assert group.is_displayed()
     assert severe(driver) == []
+
+
+def _full_campaign(tmp_path: Path) -> Path:
+    """A real analyze_campaign run (fake analyser that sets ``looking``, an ad video for the
+    filmstrip): the report with valence, attention, filmstrip and per-viewer drill-down."""
+    from emolens.campaign import CampaignSettings, analyze_campaign
+    from tests.video.synth import write_video
+
+    from .fakes import FakeAnalyser, frame, probs
+
+    write_video(tmp_path / "ad.avi", 80, fps=10.0)
+    rows, lines = {}, []
+    for i in range(6):
+        name = f"r{i}.mp4"
+        (tmp_path / name).write_bytes(b"x")
+        emo = ["happiness", "neutral", "surprise", "sadness", "happiness", "happiness", "anger", "neutral"]
+        rows[name] = [frame(t / 2, probs(emo[(int(t / 2) + i) % 8], 0.5 + 0.05 * i), looking=(t + i) % 7 != 0)
+                      for t in range(16)]
+        lines.append(f"  - {{viewer: v{i}, ad: spot, recording: {name}, segment: {'ab'[i % 2]}}}")
+    (tmp_path / "m.yaml").write_text("campaign: browser\nads:\n  - {name: spot, duration_s: 8, video: ad.avi}\n"
+                                     "recordings:\n" + "\n".join(lines) + "\n")
+    res = analyze_campaign(tmp_path / "m.yaml", tmp_path / "out", FakeAnalyser(rows), CampaignSettings(bootstrap=50),
+                           progress=False)
+    return res.report
+
+
+def test_full_report_draws_valence_attention_and_filmstrip(driver: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    path = _full_campaign(tmp_path)
+    open_report(driver, path)
+    assert severe(driver) == []
+    for chart in ("valence", "attention"):
+        box = driver.find_element(By.CSS_SELECTOR, f'figure[data-chart="{chart}"]')
+        lines = box.find_elements(By.CSS_SELECTOR, "svg.chart path.line")
+        assert lines and all(len(p.get_attribute("d") or "") > 10 for p in lines)
+        assert box.size["width"] > 300 and box.size["height"] > 150
+    valence = driver.find_element(By.CSS_SELECTOR, 'figure[data-chart="valence"]')
+    moments = json.loads((path.parent / "summary.json").read_text())["ads"][0]["key_moments"]
+    on_valence = [m for m in moments if m["emotion"] == "valence"]
+    assert moments and len(valence.find_elements(By.CSS_SELECTOR, "g.mark")) == len(on_valence)
+    mean = driver.find_element(By.CSS_SELECTOR, 'figure[data-chart="mean"]')
+    assert len(mean.find_elements(By.CSS_SELECTOR, "g.mark")) == len(moments) - len(on_valence)  # every moment ringed
+    strip = valence.find_elements(By.CSS_SELECTOR, "svg.filmstrip image")
+    assert len(strip) == 8 and all(i.size["width"] > 20 for i in strip)
+    viewer = driver.find_element(By.CSS_SELECTOR, "details.viewer")
+    viewer.find_element(By.TAG_NAME, "summary").click()
+    assert viewer.find_element(By.CSS_SELECTOR, "svg.chart").is_displayed()
+    assert severe(driver) == []
+    png = tmp_path / "report.png"
+    driver.save_screenshot(str(png))
+    img = np.asarray(Image.open(png).convert("RGB"))
+    assert img.std() > 5 and len(np.unique(img.reshape(-1, 3), axis=0)) >= 50

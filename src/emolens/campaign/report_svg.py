@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from itertools import pairwise
 
 from ..inference.annotate import emotion_color_hex
 
@@ -188,19 +189,21 @@ def filmstrip(x_max: float, frames: Sequence[tuple[float, str]], *, title: str) 
     """The ad's frames (``(second, data URI)``) on the x axis of :func:`curve_chart` (same width and
     margins, so each frame sits under its second of the curves above), the second under each."""
     frame = _Frame(max(x_max, 1.0))
-    n = max(len(frames), 1)
-    w = min(96.0, (WIDTH - LEFT - RIGHT) / n - 4)
+    spacing = min((frame.x(b) - frame.x(a) for (a, _), (b, _) in pairwise(frames)),
+                  default=float(WIDTH - LEFT - RIGHT))
+    w = min(96.0, spacing - 4)
     h = w * 9 / 16
     body = []
     for second, uri in frames:
-        cx = frame.x(second + 0.5 if second + 0.5 <= frame.x_max else second)
-        x = min(max(cx - w / 2, 0.0), WIDTH - w)
+        cx = frame.x(second)  # under the second's tick (the frame is the middle of that second)
+        x = max(cx - w / 2, 0.0)
         body.append(f'<g class="frame"><line class="axis" x1="{_f(cx)}" y1="0" x2="{_f(cx)}" y2="6"/>'
                     f'<image href="{escape(uri)}" x="{_f(x)}" y="6" width="{_f(w)}" height="{_f(h)}" '
                     f'preserveAspectRatio="xMidYMid slice"/><text class="tick" x="{_f(cx)}" y="{_f(h + 20)}" '
                     f'text-anchor="middle">{second:g} s</text><title>ad frame at second {second:g}</title></g>')
     height = int(h + 26)
-    return (f'<svg class="filmstrip" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">'
+    return (f'<svg class="filmstrip" viewBox="0 0 {WIDTH} {height}" overflow="visible" role="img" '
+            f'aria-label="{escape(title)}">'
             f"<title>{escape(title)}</title>{''.join(body)}</svg>")
 
 

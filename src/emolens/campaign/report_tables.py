@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 
 from .report_svg import ci_bar, finite
+from .verdict import role_of
 
 DASH = "—"
 
@@ -24,6 +25,9 @@ KPI_INFO: dict[str, tuple[str, str]] = {
     "expressiveness": ("Expressiveness", "prob"),
     "valence_index": ("Valence index", "signed"),
     "peak_happiness": ("Peak happiness", "prob"),
+    "attention": ("Attention", "pct"),
+    "attention_first3s": ("Attention, first 3 s", "pct"),
+    "engagement": ("Engagement", "prob"),
 }
 KPI_RANGE = {"pct": (0.0, 1.0), "prob": (0.0, 1.0), "signed": (-1.0, 1.0)}
 
@@ -111,11 +115,12 @@ def path_cell(path: object) -> str:
     return f'<span title="{esc(path)}">{esc(text.rstrip("/").rsplit("/", 1)[-1])}</span>'
 
 
-def _table(head: Sequence[str], rows: Sequence[str], cls: str, source: str) -> str:
+def _table(head: Sequence[str], rows: Sequence[str], cls: str, files: Sequence[str]) -> str:
     th = "".join(f"<th>{esc(h)}</th>" for h in head)
     body = "".join(rows) if rows else f'<tr><td colspan="{len(head)}" class="muted">no rows</td></tr>'
     return (f'<div class="table-wrap"><table class="{cls}"><thead><tr>{th}</tr></thead>'
-            f'<tbody>{body}</tbody></table></div><p class="source">Source: {source}</p>')
+            f'<tbody>{body}</tbody></table></div><p class="source">Data: '
+            f'{", ".join(f"<a class=file href={chr(34)}{esc(f)}{chr(34)}>{esc(f)}</a>" for f in files)}</p>')
 
 
 def ranking_table(ranking: object) -> str:
@@ -136,7 +141,7 @@ def ranking_table(ranking: object) -> str:
                 f'<td>{ci_bar(r.get("value"), r.get("ci_low"), r.get("ci_high"), lo, hi)}</td>'
                 f'<td class="num">{esc(r.get("n", DASH))}</td></tr>')
     head = ("KPI", "Rank", "Ad", "Value", "95% CI", "Interval", "Viewers")
-    return _table(head, rows, "ranking", "summary.json → ranking")
+    return _table(head, rows, "ranking", ["summary.json"])
 
 
 def comparisons_table(comparisons: object) -> str:
@@ -146,6 +151,8 @@ def comparisons_table(comparisons: object) -> str:
         kpi = str(c.get("kpi", ""))
         p = finite(c.get("p_value"))
         verdict = DASH if p is None else ("significant" if p < 0.05 else "not significant")
+        if p is not None and role_of(kpi)[0] != "outcome":
+            verdict += " (never a win)"
         cls = ' class="sig"' if p is not None and p < 0.05 else ""
         rows.append(
             f'<tr{cls}><td>{esc(kpi_name(kpi))}</td><td>{esc(c.get("a"))}</td><td>{esc(c.get("b"))}</td>'
@@ -153,7 +160,7 @@ def comparisons_table(comparisons: object) -> str:
             f'<td class="num">{fmt_ci(kpi, c.get("ci_low"), c.get("ci_high"), diff=True)}</td>'
             f'<td class="num">{fmt_p(c.get("p_value"))}</td><td>{verdict}</td></tr>')
     head = ("KPI", "Ad A", "Ad B", "Difference (A − B)", "95% CI of the difference", "p-value", "At p < 0.05")
-    return _table(head, rows, "comparisons", "summary.json → comparisons")
+    return _table(head, rows, "comparisons", ["summary.json"])
 
 
 def segments_table(segments: object) -> str:
@@ -167,9 +174,12 @@ def segments_table(segments: object) -> str:
         values = mapping_of(s.get("kpis"))
         cells = "".join(f'<td class="num">{fmt_kpi(k, values.get(k))}</td>' for k in kpis)
         rows.append(f'<tr><td>{esc(s.get("attribute"))}</td><td class="nowrap">{esc(s.get("value"))}</td>'
-                    f'<td>{esc(s.get("ad"))}</td><td class="num">{esc(s.get("viewers"))}</td>{cells}</tr>')
+                    f'<td>{esc(s.get("ad"))}</td><td class="num">{esc(s.get("viewers"))}'
+                    f'{" (few)" if s.get("small") else ""}</td>{cells}</tr>')
     head = ("Attribute", "Value", "Ad", "Viewers", *(kpi_name(k) for k in kpis))
-    return _table(head, rows, "segments", "summary.json → segments")
+    note = ('<p class="muted">Segments are small: "(few)" marks fewer than 5 viewers, whose figures are anecdotes; '
+            "no interval is shown for them.</p>") if any(s.get("small") for s in entries) else ""
+    return note + _table(head, rows, "segments", ["summary.json"])
 
 
 def qc_table(qc: object) -> str:
@@ -186,4 +196,4 @@ def qc_table(qc: object) -> str:
             f'<td class="num">{fmt_num(q.get("brightness"))}</td><td class="num">{fmt_num(q.get("sharpness"))}</td>'
             f'<td class="num">{esc(q.get("seconds", DASH))}</td></tr>')
     head = ("Viewer", "Ad", "Recording", "Status", "Reason", "Face found", "Brightness", "Sharpness", "Seconds")
-    return _table(head, rows, "qc", "summary.json → qc (also qc.csv)")
+    return _table(head, rows, "qc", ["qc.csv", "summary.json"])

@@ -14,7 +14,6 @@ import pandas as pd
 
 from .report_svg import Curve, Mark, color_of, curve_chart, filmstrip, finite
 from .report_tables import esc, mapping_of, rows_of
-from .verdict import MIN_VIEWERS
 
 
 def file_link(name: str) -> str:
@@ -104,8 +103,6 @@ def notes(ad: Mapping[str, Any], timeline: pd.DataFrame, norms: Mapping[str, Any
     n = int(finite(ad.get("kpi_viewers")) or 0)
     if n == 0:
         return ["No viewer of this ad could be measured on video (see quality control)."]
-    if n < MIN_VIEWERS:
-        out.append(f"Only {n} viewer{'s' if n != 1 else ''}: read the figures as anecdotes, not as a measurement.")
     val = [(s, v) for s, v in zip(timeline["second"].tolist(), _col(timeline, "valence"), strict=True)
            if v is not None] if len(timeline) else []
     if val:

@@ -64,7 +64,7 @@ def print_ranking(result: CampaignResult) -> None:
                  for k in _SHOWN_KPIS]
         viewers = f"{ad.get('kpi_viewers', ad['viewers_kept'])}" + (" (few)" if ad.get("small_group") else "")
         rows.append(["-" if r["rank"] is None else str(r["rank"]), ad["name"], viewers, *cells])
-    heads = [f"{k} ({_DIRECTION.get(ranking.get(k, {}).get('direction', ''), '?')})" for k in _SHOWN_KPIS]
+    heads = [f"{k}\n({_heading(ranking.get(k, {}))})" for k in _SHOWN_KPIS]
     _print_table(["rank", "ad", "viewers", *heads], rows, f"campaign {summary['campaign']}")
     typer.echo("rank: by valence index; equal values share a rank, and a rank is not a win (see the verdict). "
                "face_found_rate is data quality, never a win.")
@@ -74,6 +74,13 @@ def print_ranking(result: CampaignResult) -> None:
     typer.echo(f"{result.analysed} recording(s) analysed, {result.from_cache} from the cache; "
                f"outputs in {result.out_dir}")
     typer.echo(f"report: {result.report}" if result.report is not None else "report: not written")
+
+
+def _heading(entry: dict[str, Any]) -> str:
+    """The direction of a KPI for a column heading; data-quality KPIs say they are never a win."""
+    if entry.get("role") in ("quality", "attention"):
+        return f"{entry['role']}, never a win"
+    return _DIRECTION.get(str(entry.get("direction", "")), "?")
 
 
 def _settings(sample_fps: float, threshold: float, min_face_rate: float, bootstrap: int, seed: int) -> CampaignSettings:
