@@ -115,3 +115,22 @@ def test_chromium_plays_the_annotated_video(tmp_path: Path) -> None:
             " v.addEventListener('error', report); setTimeout(report, 20000); }")
     assert state[2] is None, f"Chromium could not play the video (MediaError {state[2]})"
     assert state[0] >= 2 and state[1] == 160
+
+
+def test_frames_and_seconds_carry_head_pose_and_looking(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    rec = VideoRecorder(tmp_path, LABELS, timelines=False)
+    poses = [(10.0, -5.0, True), (45.0, 0.0, False), (None, None, None), (5.0, 2.0, True)]
+    for i, (yaw, pitch, looking) in enumerate(poses):
+        f = replace(face(1, 0.6), yaw=yaw, pitch=pitch, looking=looking)
+        rec.add(FrameResult(i, 0.2 * i, 160, 120, (f,)))
+    rec.close()
+    frames = _read(tmp_path / "frames.csv")
+    assert [(r["yaw"], r["pitch"], r["looking"]) for r in frames] == [
+        ("10.00", "-5.00", "1"), ("45.00", "0.00", "0"), ("", "", ""), ("5.00", "2.00", "1")]
+    assert pq.read_table(tmp_path / "frames.parquet").column("looking").to_pylist() == [True, False, None, True]
+    (second,) = _read(tmp_path / "seconds.csv")
+    assert float(second["looking_share"]) == pytest.approx(2 / 3, abs=1e-4)  # of the 3 frames with a pose
+    (track,) = _read(tmp_path / "tracks.csv")
+    assert float(track["looking_share"]) == pytest.approx(2 / 3, abs=1e-4)

@@ -57,3 +57,22 @@ def test_to_dict_and_describe() -> None:
     assert d["track_id"] == 1 and d["top_emotion"] == "a" and d["peaks"]["a"] == {"probability": 0.9, "time_s": 0.0,
                                                                                    "frame": 0}
     assert t1.describe().startswith("#1 0.4 s on screen: a 50%")
+
+
+def test_looking_share_is_time_weighted_over_frames_with_a_pose() -> None:
+    """Track 1 looks in frames 0 and 2 (0.1 s + 0.3 s), not in frame 1 (0.2 s), has no pose in frame 3;
+    track 2 never has a pose: its share is None, not 0."""
+    from dataclasses import replace
+
+    times, looks = [0.0, 0.1, 0.3, 0.6, 1.0], [True, False, True, None, None]
+    frames = [
+        FrameResult(i, t, 160, 120, (replace(face(1, 0.7), looking=lk), face(2, 0.2, x=100)))
+        for i, (t, lk) in enumerate(zip(times, looks, strict=True))
+    ]
+    b = TrackSummaryBuilder(LABELS)
+    for fr in frames:
+        b.add(fr)
+    one, two = b.build()
+    assert one.looking_share == pytest.approx((0.1 + 0.3) / (0.1 + 0.2 + 0.3))
+    assert two.looking_share is None
+    assert one.to_dict()["looking_share"] == pytest.approx(0.666667, abs=1e-6) and "looking 67%" in one.describe()

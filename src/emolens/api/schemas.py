@@ -35,6 +35,12 @@ class FaceOut(BaseModel):
     probabilities: dict[str, float]
     keypoints: dict[str, list[float]] | None = None
     roll: float | None = None
+    yaw: float | None = Field(None, description="Head yaw in degrees from the line of sight to the camera; "
+                              "> 0 turned towards the image's right.")
+    pitch: float | None = Field(None, description="Head pitch in degrees; > 0 tilted up.")
+    looking: bool | None = Field(None, description="Head towards the camera within the server's yaw/pitch limits.")
+    whole_image: bool = Field(False, description="No face was detected in this small image: the whole image was "
+                              "analysed as the face.")
 
     @classmethod
     def from_result(cls, face: FaceResult) -> FaceOut:
@@ -47,6 +53,10 @@ class FaceOut(BaseModel):
             probabilities=d["probabilities"],
             keypoints=d.get("keypoints"),
             roll=d.get("roll"),
+            yaw=d.get("yaw"),
+            pitch=d.get("pitch"),
+            looking=d.get("looking"),
+            whole_image=face.whole_image,
         )
 
 

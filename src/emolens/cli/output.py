@@ -122,9 +122,11 @@ class JsonWriter(ResultWriter):
         self.stream.write('"errors": ' + json.dumps(self._errors) + "\n}\n")
 
 
-CSV_FACE_COLUMNS = ("source", "face", "x", "y", "w", "h", "detection_score", "emotion", "roll", "keypoints")
+CSV_FACE_COLUMNS = ("source", "face", "x", "y", "w", "h", "detection_score", "emotion", "roll", "yaw", "pitch",
+                    "looking", "whole_image", "keypoints")
 """Columns before the probabilities; ``roll`` (degrees) and ``keypoints`` (JSON ``{name: [x, y]}``) are
-empty without a keypoint model."""
+empty without a keypoint model; ``yaw``/``pitch`` (degrees) and ``looking`` (1/0) are empty when no pose
+was found; ``whole_image`` is 1 when the whole (small) image was taken as the face."""
 
 
 class CsvWriter(ResultWriter):
@@ -145,9 +147,10 @@ class CsvWriter(ResultWriter):
             x, y, w, h = (int(v) for v in face.box)
             from ..results import keypoints_json
 
-            roll = "" if face.roll is None else f"{float(face.roll):.2f}"
+            pose = ["" if v is None else f"{float(v):.2f}" for v in (face.roll, face.yaw, face.pitch)]
+            looking = "" if face.looking is None else int(face.looking)
             self._csv.writerow([result.source, i, x, y, w, h, f"{float(face.detection_score):.6f}", face.emotion,
-                                roll, keypoints_json(face), *probs])
+                                *pose, looking, int(face.whole_image), keypoints_json(face), *probs])
 
 
 class TableWriter(ResultWriter):

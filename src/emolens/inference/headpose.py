@@ -136,13 +136,13 @@ def estimate_pose(points: np.ndarray | Mapping[str, Sequence[float]] | None,
     k = camera_matrix(image_size)
     f = k[0, 0]
     z = f * 320.0 / iod  # distance at which the model's pupils are iod pixels apart
-    tvec = np.array([[(pts[2, 0] - k[0, 2]) * z / f], [(pts[2, 1] - k[1, 2]) * z / f], [z]])
-    rvec = np.zeros((3, 1))
-    ok, rvec, tvec = cv2.solvePnP(MODEL_POINTS, pts.reshape(-1, 1, 2), k, None, rvec, tvec,
+    guess_t = np.array([[(pts[2, 0] - k[0, 2]) * z / f], [(pts[2, 1] - k[1, 2]) * z / f], [z]])
+    ok, rvec, tvec = cv2.solvePnP(MODEL_POINTS, pts.reshape(-1, 1, 2), k, None, np.zeros((3, 1)), guess_t,
                                   useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
-    if not ok or not np.isfinite(rvec).all() or float(tvec[2, 0]) <= 0:
+    rvec, tvec = np.asarray(rvec, dtype=np.float64), np.asarray(tvec, dtype=np.float64)
+    if not ok or not np.isfinite(rvec).all() or not np.isfinite(tvec).all() or float(tvec[2, 0]) <= 0:
         return None
-    r, _ = cv2.Rodrigues(rvec)
+    r = np.asarray(cv2.Rodrigues(rvec)[0], dtype=np.float64)
     return pose_from_rotation(sight_frame(tvec.reshape(3)).T @ r)
 
 

@@ -48,9 +48,11 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 2048
 """Rows buffered before they are written (CSV flushed, one Parquet row group)."""
 BASE_COLUMNS = ("time_s", "frame", "track_id", "x", "y", "w", "h", "detection_score", "classified", "emotion",
-                "roll", "keypoints")
+                "roll", "yaw", "pitch", "looking", "keypoints")
 """The columns of ``frames.csv`` before the probability columns (one per label). ``roll``: head roll in
-degrees and ``keypoints``: JSON ``{name: [x, y]}`` in frame pixels, both empty without a keypoint model."""
+degrees and ``keypoints``: JSON ``{name: [x, y]}`` in frame pixels, both empty without a keypoint model;
+``yaw``/``pitch``: head pose in degrees and ``looking``: head towards the camera (the analyser's
+attention limits), empty when no pose was found."""
 
 
 
@@ -101,7 +103,8 @@ def frame_rows(frame: FrameResult, labels: Sequence[str]) -> list[list[Any]]:
         rows.append([
             float(frame.time_s), int(frame.index), -1 if face.track_id is None else int(face.track_id),
             x, y, w, h, float(face.detection_score), bool(frame.classified), face.emotion,
-            None if face.roll is None else round(float(face.roll), 2), keypoints_json(face), *probs,
+            *(None if v is None else round(float(v), 2) for v in (face.roll, face.yaw, face.pitch)),
+            None if face.looking is None else bool(face.looking), keypoints_json(face), *probs,
         ])
     return rows
 
@@ -118,7 +121,9 @@ class _ParquetSink:
             pa.field("time_s", pa.float64()), pa.field("frame", pa.int64()), pa.field("track_id", pa.int64()),
             *(pa.field(c, pa.int32()) for c in ("x", "y", "w", "h")),
             pa.field("detection_score", pa.float64()), pa.field("classified", pa.bool_()),
-            pa.field("emotion", pa.string()), pa.field("roll", pa.float64()), pa.field("keypoints", pa.string()),
+            pa.field("emotion", pa.string()),
+            *(pa.field(c, pa.float64()) for c in ("roll", "yaw", "pitch")), pa.field("looking", pa.bool_()),
+            pa.field("keypoints", pa.string()),
             *(pa.field(lb, pa.float64()) for lb in labels),
         ]
         self.schema = pa.schema(fields)
@@ -213,15 +218,18 @@ class FrameTable:
 def _csv_format(row: list[Any]) -> list[Any]:
     """Round floats for the CSV (times to 0.1 ms, scores and probabilities to 6 decimals)."""
     out: list[Any] = [f"{row[0]:.4f}", *row[1:7], f"{row[7]:.6f}", int(row[8]), row[9],
-                      "" if row[10] is None else f"{row[10]:.2f}", row[11]]
-    out.extend(f"{p:.6f}" for p in row[12:])
+                      *("" if v is None else f"{v:.2f}" for v in row[10:13]),  # roll, yaw, pitch
+                      "" if row[13] is None else int(row[13]), row[14]]  # looking (1/0), keypoints
+    out.extend(f"{p:.6f}" for p in row[15:])
     return out
 
 
 def write_tracks_csv(path: Path, tracks: Sequence[TrackSummary], labels: Sequence[str]) -> Path:
-    """One row per track: times, frames, top emotion, then ``share_<label>``, ``mean_<label>``,
+    """One row per track: times, frames, top emotion, ``looking_share`` (empty without head poses), then
+    ``share_<label>``, ``mean_<label>``,
     ``peak_<label>_s`` and ``peak_<label>`` (the peak probability) for every label."""
-    head = ["track_id", "first_seen_s", "last_seen_s", "on_screen_s", "frames", "classified_frames", "top_emotion"]
+    head = ["track_id", "first_seen_s", "last_seen_s", "on_screen_s", "frames", "classified_frames", "top_emotion",
+            "looking_share"]
     for prefix in ("share_", "mean_"):
         head += [prefix + lb for lb in labels]
     for lb in labels:
@@ -231,7 +239,8 @@ def write_tracks_csv(path: Path, tracks: Sequence[TrackSummary], labels: Sequenc
         w.writerow(head)
         for t in tracks:
             row: list[Any] = [t.track_id, f"{t.first_seen_s:.4f}", f"{t.last_seen_s:.4f}", f"{t.on_screen_s:.4f}",
-                              t.frames, t.classified_frames, t.top_emotion]
+                              t.frames, t.classified_frames, t.top_emotion,
+                              "" if t.looking_share is None else f"{t.looking_share:.4f}"]
             row += [f"{t.emotion_shares.get(lb, 0.0):.6f}" for lb in labels]
             row += [f"{t.mean_probabilities.get(lb, 0.0):.6f}" for lb in labels]
             for lb in labels:

@@ -3,8 +3,9 @@
 Read back from ``frames.csv`` row by row after the video (rows arrive in time order, so each second
 is written as soon as the next one starts; memory holds one second of tracks). Columns:
 ``second`` (``floor(time_s)``), ``track_id``, ``frames`` (rows of that track in that second),
-``emotion`` (the label with the highest mean) and one column per label with the mean probability
-over those rows. The probabilities are those of frames.csv, so smoothed when the video was.
+``emotion`` (the label with the highest mean), ``looking_share`` (the share of those rows whose head
+was towards the camera, among rows with a head pose; empty when none had one) and one column per label
+with the mean probability over those rows. The probabilities are those of frames.csv, so smoothed when the video was.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("second", "track_id", "frames", "emotion")
+COLUMNS = ("second", "track_id", "frames", "emotion", "looking_share")
 CHUNK_ROWS = 2048
 
 
@@ -43,6 +44,7 @@ class _Sink:
                 self._pa = pa
                 self._schema = pa.schema([pa.field("second", pa.int64()), pa.field("track_id", pa.int64()),
                                           pa.field("frames", pa.int64()), pa.field("emotion", pa.string()),
+                                          pa.field("looking_share", pa.float64()),
                                           *(pa.field(lb, pa.float64()) for lb in self.labels)])
                 self.parquet_path = out_dir / "seconds.parquet"
                 self._pq = pq.ParquetWriter(str(self.parquet_path), self._schema)
@@ -59,7 +61,8 @@ class _Sink:
     def flush(self) -> None:
         if not self._rows:
             return
-        self._csv.writerows([*r[:4], *(f"{p:.6f}" for p in r[4:])] for r in self._rows)
+        self._csv.writerows([*r[:4], "" if r[4] is None else f"{r[4]:.4f}", *(f"{p:.6f}" for p in r[5:])]
+                            for r in self._rows)
         if self._pq is not None:
             cols = list(zip(*self._rows, strict=True))
             arrays = [self._pa.array(c, type=f.type) for c, f in zip(cols, self._schema, strict=True)]
@@ -80,19 +83,24 @@ def write_seconds(frames_csv: Path, labels: Sequence[str], out_dir: Path, parque
     current: int | None = None
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
+    looks: dict[int, list[int]] = {}  # track -> [rows looking, rows with a pose]
 
     def emit() -> None:
         for track in sorted(sums):
             mean = sums[track] / counts[track]
-            sink.add([current, track, counts[track], labels[int(np.argmax(mean))], *mean.tolist()])
+            seen, posed = looks.get(track, [0, 0])
+            share = seen / posed if posed else None
+            sink.add([current, track, counts[track], labels[int(np.argmax(mean))], share, *mean.tolist()])
         sums.clear()
         counts.clear()
+        looks.clear()
 
     try:
         with frames_csv.open(newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             head = next(reader)
             t_col, id_col = head.index("time_s"), head.index("track_id")
+            look_col = head.index("looking") if "looking" in head else None
             cols = [head.index(lb) for lb in labels]
             for row in reader:
                 second = math.floor(float(row[t_col]))
@@ -103,6 +111,10 @@ def write_seconds(frames_csv: Path, labels: Sequence[str], out_dir: Path, parque
                 probs = np.array([float(row[c]) for c in cols])
                 sums[track] = sums.get(track, 0.0) + probs
                 counts[track] = counts.get(track, 0) + 1
+                if look_col is not None and row[look_col] != "":
+                    acc = looks.setdefault(track, [0, 0])
+                    acc[0] += int(row[look_col])
+                    acc[1] += 1
         emit()
     finally:
         sink.close()

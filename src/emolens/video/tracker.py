@@ -182,7 +182,8 @@ class FaceTracker:
 
 
 DEFAULT_HIGH_SCORES: dict[str, float] = {"yunet": 0.8, "dlib": 0.75, "haar": 0.3, "mediapipe": 0.6}
-"""First-stage score per detector backend. YuNet reports faces from 0.8 (its threshold): all "high". dlib maps its SVM margin ``m`` to ``1/(1+exp(-2(m+0.5)))``,
+"""First-stage score per detector backend. YuNet reports faces from 0.8 (its threshold): all "high".
+dlib maps its SVM margin ``m`` to ``1/(1+exp(-2(m+0.5)))``,
 so 0.75 is a margin of about 0.05: nearly all its detections at the default threshold (0) are
 "high"; Haar's squashed neighbour count passes 0.3 from 3 neighbours, its own default."""
 

@@ -8,8 +8,9 @@ the same and the figures are plain frame averages.
 
 Per track (:class:`TrackSummary`): first and last time seen, on-screen seconds, frames (and how many
 were classified rather than carried forward), the share of its on-screen time each emotion was the
-top one, the time-weighted mean probability of every label, and per label the *peak moment*: the
-first frame where that label's probability was highest.
+top one, the time-weighted mean probability of every label, per label the *peak moment*: the
+first frame where that label's probability was highest, and ``looking_share``: the share of its
+on-screen time with a head pose during which the head was towards the camera (None without poses).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class TrackSummary:
     emotion_shares: dict[str, float]
     mean_probabilities: dict[str, float]
     peaks: dict[str, Peak]
+    looking_share: float | None = None
 
     @property
     def top_emotion(self) -> str:
@@ -64,13 +66,15 @@ class TrackSummary:
             "emotion_shares": {k: round(v, 6) for k, v in self.emotion_shares.items()},
             "mean_probabilities": {k: round(v, 6) for k, v in self.mean_probabilities.items()},
             "peaks": {k: p.to_dict() for k, p in self.peaks.items()},
+            "looking_share": None if self.looking_share is None else round(self.looking_share, 6),
         }
 
     def describe(self) -> str:
         """One line, e.g. ``#2 12.4 s on screen: happiness 62%, neutral 30%``."""
         ranked = sorted((lb for lb, v in self.emotion_shares.items() if v > 0), key=lambda lb: -self.emotion_shares[lb])
         parts = ", ".join(f"{lb} {self.emotion_shares[lb]:.0%}" for lb in ranked[:3])
-        return f"#{self.track_id} {self.on_screen_s:.1f} s on screen: {parts}"
+        looking = "" if self.looking_share is None else f"; looking {self.looking_share:.0%}"
+        return f"#{self.track_id} {self.on_screen_s:.1f} s on screen: {parts}{looking}"
 
 
 @dataclass
@@ -83,6 +87,8 @@ class _Acc:
     top_time: dict[str, float] = field(default_factory=dict)
     prob_time: dict[str, float] = field(default_factory=dict)
     peaks: dict[str, Peak] = field(default_factory=dict)
+    posed_time: float = 0.0
+    looking_time: float = 0.0
 
 
 class TrackSummaryBuilder:
@@ -143,6 +149,9 @@ class TrackSummaryBuilder:
                 if best is None or float(p) > best.probability:
                     acc.peaks[label] = Peak(float(p), frame.time_s, frame.index)
             acc.top_time[face.emotion] = acc.top_time.get(face.emotion, 0.0) + weight
+            if face.looking is not None:
+                acc.posed_time += weight
+                acc.looking_time += weight * bool(face.looking)
             self.label_time[face.emotion] = self.label_time.get(face.emotion, 0.0) + weight
 
     def _flush(self) -> None:
@@ -174,4 +183,5 @@ class TrackSummaryBuilder:
             shares[top] = 1.0
             means.update({lb: p.probability for lb, p in acc.peaks.items()})
         peaks = {lb: acc.peaks[lb] for lb in self.labels if lb in acc.peaks}
-        return TrackSummary(tid, acc.first, acc.last, total, acc.frames, acc.classified, shares, means, peaks)
+        looking = acc.looking_time / acc.posed_time if acc.posed_time > 0 else None
+        return TrackSummary(tid, acc.first, acc.last, total, acc.frames, acc.classified, shares, means, peaks, looking)
