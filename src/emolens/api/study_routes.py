@@ -40,6 +40,7 @@ from ..studies.service import StudyService
 from ..studies.settings import StudySettings
 from .campaign_routes import REPORT_HEADERS
 from .deps import Engine, get_engine, require_api_key
+from .schemas import ErrorOut
 from .study_schemas import (
     AbandonIn,
     AdOut,
@@ -70,8 +71,39 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
-studies_router = APIRouter(prefix="/v1/studies", tags=["studies"], dependencies=[Depends(require_api_key)])
-viewer_router = APIRouter(prefix="/v1/watch/{token}", tags=["study viewers"])
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+_MARKETER: dict[int | str, dict[str, Any]] = {
+    401: _err("Missing or wrong X-API-Key (only when the server has a key)."),
+    404: _err("No study with this id (StudyNotFound), or no such report file yet."),
+    422: _err("Invalid field or option (InvalidInput), naming it."),
+}
+_VIEWER: dict[int | str, dict[str, Any]] = {
+    404: _err("The link's token, the session or the ad does not exist (StudyNotFound, SessionNotFound)."),
+    410: _err("The study has ended: its viewer link is closed (StudyClosed)."),
+    422: _err("Invalid field, answer or timing (InvalidInput), naming it."),
+}
+_UPLOADED: dict[int | str, dict[str, Any]] = {
+    409: _err("The session takes no more uploads (SessionStateError), or the chunk does not start where the "
+              "server's copy ends (UploadOffsetMismatch: GET the session for `received`)."),
+    413: _err("Over the limit of one request or of the whole recording (MediaTooLarge)."),
+    415: _err("Not a video or image this server can read (UnsupportedMedia)."),
+    503: _err("Too many jobs are waiting; try again later."),
+}
+
+
+def _raw_body(media: str, description: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "description": description,
+                            "content": {media: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+studies_router = APIRouter(prefix="/v1/studies", tags=["studies"], dependencies=[Depends(require_api_key)],
+                           responses=_MARKETER)
+viewer_router = APIRouter(prefix="/v1/watch/{token}", tags=["study viewers"], responses=_VIEWER)
 pages_router = APIRouter(include_in_schema=False)
 
 
@@ -147,7 +179,8 @@ def delete_study(study_id: str, service: StudyService = Depends(get_studies)) ->
     return Response(status_code=204)
 
 
-@studies_router.post("/{study_id}/ads", status_code=201, response_model=AdOut)
+@studies_router.post("/{study_id}/ads", status_code=201, response_model=AdOut, responses=_UPLOADED,
+                     openapi_extra=_raw_body("application/octet-stream", "The ad video file's bytes."))
 async def add_ad(
     request: Request,
     study_id: str,
@@ -200,7 +233,7 @@ def viewer_study(token: str, service: StudyService = Depends(get_studies)) -> Vi
                               "%Y-%m-%dT%H:%M:%SZ", time.gmtime(study.closes_at)))
 
 
-@viewer_router.post("/sessions", status_code=201, response_model=SessionStartOut)
+@viewer_router.post("/sessions", status_code=201, response_model=SessionStartOut, responses=_UPLOADED)
 def start_session(request: Request, token: str, body: SessionStartIn,
                   service: StudyService = Depends(get_studies)) -> SessionStartOut:
     """The viewer agreed: a session (its secret id) and the ads in the order to show them."""
@@ -225,7 +258,8 @@ def viewer_ad(token: str, ad_id: str, service: StudyService = Depends(get_studie
     return FileResponse(service.store.study_dir(study.id) / ad.file, media_type=ad.media_type)
 
 
-@viewer_router.post("/face-check", response_model=FaceCheckOut)
+@viewer_router.post("/face-check", response_model=FaceCheckOut, responses=_UPLOADED,
+                    openapi_extra=_raw_body("image/jpeg", "One camera picture (JPEG or PNG)."))
 async def face_check(request: Request, token: str, service: StudyService = Depends(get_studies),
                      engine: Engine = Depends(get_engine)) -> FaceCheckOut:
     """One camera picture (JPEG or PNG body): is a face found, is it lit well enough. Nothing is kept."""
@@ -248,13 +282,14 @@ async def face_check(request: Request, token: str, service: StudyService = Depen
     return await run_in_threadpool(check)
 
 
-@viewer_router.get("/sessions/{session_id}", response_model=ViewerSessionOut)
+@viewer_router.get("/sessions/{session_id}", response_model=ViewerSessionOut, responses=_UPLOADED)
 def get_session(token: str, session_id: str, service: StudyService = Depends(get_studies)) -> ViewerSessionOut:
     """The session's state and how many recording bytes the server holds (resume from there)."""
     return viewer_session(service.session(token, session_id)[1])
 
 
-@viewer_router.post("/sessions/{session_id}/recording", response_model=ChunkOut)
+@viewer_router.post("/sessions/{session_id}/recording", response_model=ChunkOut, responses=_UPLOADED,
+                    openapi_extra=_raw_body("application/octet-stream", "The next bytes of the WebM recording."))
 async def upload_chunk(
     request: Request,
     token: str,
@@ -268,7 +303,8 @@ async def upload_chunk(
     return ChunkOut(received=received)
 
 
-@viewer_router.post("/sessions/{session_id}/finish", status_code=202, response_model=ViewerSessionOut)
+@viewer_router.post("/sessions/{session_id}/finish", status_code=202, response_model=ViewerSessionOut,
+                    responses=_UPLOADED)
 def finish_session(token: str, session_id: str, body: FinishIn,
                    service: StudyService = Depends(get_studies)) -> ViewerSessionOut:
     """The page is done: its ad timing is checked and the session's analysis is queued."""
@@ -276,7 +312,7 @@ def finish_session(token: str, session_id: str, body: FinishIn,
     return viewer_session(service.finish(token, session_id, timing, body.mime))
 
 
-@viewer_router.post("/sessions/{session_id}/abandon", response_model=ViewerSessionOut)
+@viewer_router.post("/sessions/{session_id}/abandon", response_model=ViewerSessionOut, responses=_UPLOADED)
 def abandon_session(token: str, session_id: str, body: AbandonIn,
                     service: StudyService = Depends(get_studies)) -> ViewerSessionOut:
     """The session will not finish (camera refused, page closed): its partial recording is deleted."""
