@@ -70,6 +70,7 @@ def train_command(
     """Train a model; writes config.yaml, last.pt, best.pt, history.csv, curves.png and metrics.json."""
     from ..data import load_dataset
     from ..train.final import evaluate_run
+    from ..train.sanity import check_trainable
     from ..train.trainer import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -104,6 +105,8 @@ def train_command(
     ds = load_dataset(cfg.data, seed=cfg.seed)
     if ds.skipped:
         typer.echo(f"skipped bad samples: {ds.skipped}", err=True)
+    for warning in check_trainable(ds):  # DatasetError for one class or too few rows
+        typer.echo(f"warning: {warning}", err=True)
     trainer = Trainer(cfg, ds, progress=progress)
     result = trainer.fit(resume=resume, time_limit_s=None if time_limit is None else time_limit * 60)
     typer.echo(

@@ -3,6 +3,7 @@ early stopping on a validation metric and a time limit."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from ..config import TrainConfig, save_config
 from ..errors import CheckpointError
 from .checkpoint import Checkpoint, load_checkpoint
 from .schedule import LRSchedule
+
+log = logging.getLogger(__name__)
 
 RESUMABLE_DIFFS = {"out", "device", "threads", "precision"}
 """Config keys a run may change when it is resumed."""
@@ -35,6 +38,10 @@ def open_run(run_dir: Path, cfg: TrainConfig, resume: bool, do_resume: Callable[
     """Create ``run_dir``; call ``do_resume()`` when resuming, else refuse a folder that already holds a
     run; then save the config beside it."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume and not (run_dir / "last.pt").exists():
+        # killed before its first checkpoint: nothing was saved, so the run starts over cleanly
+        log.warning("%s holds no checkpoint yet (the run stopped in its first epoch): starting it again", run_dir)
+        resume = False
     if resume:
         do_resume()
     elif (run_dir / "last.pt").exists():
