@@ -92,8 +92,8 @@ def _full_campaign(tmp_path: Path) -> Path:
     write_video(tmp_path / "ad.avi", 80, fps=10.0)
     rows, lines = {}, []
     for i in range(6):
-        name = f"r{i}.mp4"
-        (tmp_path / name).write_bytes(b"x")
+        name = f"r{i}.avi"
+        write_video(tmp_path / name, 80, fps=10.0)
         emo = ["happiness", "neutral", "surprise", "sadness", "happiness", "happiness", "anger", "neutral"]
         rows[name] = [frame(t / 2, probs(emo[(int(t / 2) + i) % 8], 0.5 + 0.05 * i), looking=(t + i) % 7 != 0)
                       for t in range(16)]
@@ -101,7 +101,7 @@ def _full_campaign(tmp_path: Path) -> Path:
     (tmp_path / "m.yaml").write_text("campaign: browser\nads:\n  - {name: spot, duration_s: 8, video: ad.avi}\n"
                                      "recordings:\n" + "\n".join(lines) + "\n")
     res = analyze_campaign(tmp_path / "m.yaml", tmp_path / "out", FakeAnalyser(rows), CampaignSettings(bootstrap=50),
-                           progress=False)
+                           progress=False, annotate=True)
     return res.report
 
 
@@ -127,6 +127,13 @@ def test_full_report_draws_valence_attention_and_filmstrip(driver: Any, tmp_path
     viewer = driver.find_element(By.CSS_SELECTOR, "details.viewer")
     viewer.find_element(By.TAG_NAME, "summary").click()
     assert viewer.find_element(By.CSS_SELECTOR, "svg.chart").is_displayed()
+    video = viewer.find_element(By.CSS_SELECTOR, "video.viewer-video")  # the annotated H.264 recording plays
+    state = driver.execute_async_script(
+        "var v = arguments[0], done = arguments[arguments.length - 1];"
+        "function report() { done([v.readyState, v.videoWidth, v.error && v.error.code]); }"
+        "if (v.readyState >= 2) { report(); } else { v.addEventListener('loadeddata', report);"
+        " v.addEventListener('error', report); v.load(); setTimeout(report, 20000); }", video)
+    assert state[2] is None and state[0] >= 2 and state[1] > 0, state
     assert severe(driver) == []
     png = tmp_path / "report.png"
     driver.save_screenshot(str(png))

@@ -39,7 +39,8 @@ from .verdict import DIRECTION_TEXT, MIN_VIEWERS, ROLE_TEXT, decide
 SERIES_COLUMNS = ("ad", "second", "emotion", "mean", "ci_low", "ci_high", "share_expressing", "n_viewers")
 PRIMARY_KPIS = ("valence_index", "positive_share", "expressiveness")
 ASSETS = Path(__file__).with_name("report_assets")
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+CSP = ("default-src 'none'; img-src data:; media-src 'self'; style-src 'unsafe-inline'; "
+       "script-src 'unsafe-inline'")
 
 
 def write_report(summary: Mapping[str, Any], series: pd.DataFrame, out_dir: Path, *,

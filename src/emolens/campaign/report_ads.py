@@ -76,7 +76,7 @@ def ad_section(index: int, ad: Mapping[str, Any], data: AdData, labels: Sequence
             f'<h3>Valence second by second</h3>{valence_chart(ad, data.timeline, out_dir, data_uri)}'
             f"<h3>Attention</h3>{attention_chart(ad, data.timeline)}"
             f"{_charts(ad, data.series, labels)}{_moments(ad, out_dir)}"
-            f"{viewer_details(str(name), data.kpis, data.seconds, labels, data.attributes)}"
+            f"{viewer_details(str(name), data.kpis, data.seconds, labels, data.attributes, _videos(ad))}"
             f"{_photos(ad, labels)}</section>")
 
 
@@ -94,6 +94,10 @@ def norm_text(norm: object) -> str:
     if pct is None:
         return "no norm yet (no earlier ad with this model)" if base == 0 else ""
     return f"{_ordinal(round(pct))} percentile among {base} earlier ad{'s' if base != 1 else ''}"
+
+
+def _videos(ad: Mapping[str, Any]) -> dict[str, object]:
+    return {str(k): v for k, v in mapping_of(ad.get("viewer_videos")).items()}
 
 
 def kpi_cards(kpis: object, ad_name: object, norms: object = None, viewers: object = None) -> str:

@@ -3,7 +3,7 @@ attributes and their own valence and attention curves (from kpis.csv and viewer_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,10 +26,17 @@ def _valence(rows: pd.DataFrame, labels: Sequence[str]) -> list[float | None]:
     return [finite(v) if f else None for v, f in zip(values, face, strict=True)]
 
 
+def _video(rel: object) -> str:
+    if not isinstance(rel, str) or not rel.startswith("videos/") or ".." in rel:
+        return ""
+    return (f'<video class="viewer-video" controls muted preload="metadata" src="{esc(rel)}" '
+            f'title="annotated recording">{file_link(rel)}</video>')
+
+
 def viewer_details(ad: str, kpis: pd.DataFrame, seconds: pd.DataFrame, labels: Sequence[str],
-                   attributes: Sequence[str]) -> str:
+                   attributes: Sequence[str], videos: Mapping[str, object] | None = None) -> str:
     """``<details>`` per viewer of ``ad`` (``kpis``/``seconds``: that ad's rows of kpis.csv and
-    viewer_seconds.csv); empty when there is none."""
+    viewer_seconds.csv; ``videos``: viewer -> annotated video path); empty when there is none."""
     if not len(kpis):
         return ""
     parts = []
@@ -51,7 +58,8 @@ def viewer_details(ad: str, kpis: pd.DataFrame, seconds: pd.DataFrame, labels: S
             chart = curve_chart(xs, curves, title=f"viewer {viewer}, ad {ad}", y_title="valence",
                                 y_range=(-1.0, 1.0), y_fmt=lambda v: f"{v:+.1f}")
         parts.append(f'<details class="viewer" data-viewer="{esc(viewer)}"><summary><b>{esc(viewer)}</b> '
-                     f'<span class="muted">{esc(attrs)}</span> — {figures}</summary>{chart}</details>')
+                     f'<span class="muted">{esc(attrs)}</span> — {figures}</summary>'
+                     f'<div class="viewer-body">{chart}{_video((videos or {}).get(viewer))}</div></details>')
     return (f'<h3>Viewer by viewer</h3><div class="viewers">{"".join(parts)}</div><p class="muted">Each viewer\'s '
             f"valence per second (blue) and, when the head pose is known, the share of the second spent looking at "
             f"the screen (green, drawn from −1 = 0% to +1 = 100%). Data: {file_link('kpis.csv')}, "

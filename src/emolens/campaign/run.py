@@ -243,6 +243,20 @@ def _summary(m: Manifest, an: RecordingAnalyser, s: CampaignSettings, blocks: di
     return jsonable(summary)
 
 
+def _annotate(viewers: Sequence[_Viewer], m: Manifest, labels: Sequence[str], s: CampaignSettings, out: Path,
+              blur: bool, blocks: dict[str, _AdBlock]) -> None:
+    """Annotated videos of the kept video viewers, named in their ad's ``viewer_videos``."""
+    from .annotated import write_viewer_video
+
+    for v in viewers:
+        if v.qc.kept and v.rec.kind == "video":
+            ad = m.ad(v.rec.ad)
+            window = frames_in_window(v.frames, v.rec.offset_s, ad.duration_s)
+            rel = write_viewer_video(v.rec.path, window, labels, s.sample_fps, out, ad.name, v.rec.viewer, blur)
+            if rel is not None:
+                blocks[ad.name][0].setdefault("viewer_videos", {})[v.rec.viewer] = rel
+
+
 def _norms(store: NormsStore, summary: dict[str, Any], an: RecordingAnalyser) -> dict[str, Any]:
     """Percentiles among the norm base (read first, so an ad never meets itself), then the record."""
     model_id = summary["model"]["id"]
@@ -264,12 +278,16 @@ def analyze_campaign(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     norms: NormsStore | None = None,
+    annotate: bool = False,
+    blur: bool = False,
 ) -> CampaignResult:
     """Analyse a campaign and write its outputs into ``out_dir`` (see ``docs/campaigns.md``).
 
     ``manifest``: a manifest path or a loaded :class:`Manifest`. ``analyzer``: an
     :class:`emolens.Analyzer` (default: the packaged model) or any :class:`RecordingAnalyser`.
     ``cache_dir``: where per-recording analyses are kept (default ``out_dir/cache``).
+    ``annotate``: write an annotated H.264 video of each kept video viewer (``videos/``, faces
+    pixelated with ``blur``) for the report's drill-down (:mod:`.annotated`).
     ``norms``: a norms store (:mod:`.norms`): each ad's KPI percentiles among the earlier ads of
     the same model go into ``summary["norms"]``, then the ads are recorded in it.
     Raises :class:`~emolens.campaign.manifest.ManifestError` for a bad manifest and
@@ -290,6 +308,8 @@ def analyze_campaign(
     viewers = [_assess(rf, m.ad(rf.recording.ad), labels, s, base) for rf in analysed]
     blocks = {ad.name: _ad_block(ad, [v for v in viewers if v.rec.ad == ad.name], labels, m.attributes, s, out, base)
               for ad in m.ads}
+    if annotate:
+        _annotate(viewers, m, labels, s, out, blur, blocks)
     per_viewer = pd.concat([b[2] for b in blocks.values()], ignore_index=True)
     series = pd.concat([b[1] for b in blocks.values()], ignore_index=True)[list(SERIES_COLUMNS)]
     timeline = pd.concat([b[5] for b in blocks.values()], ignore_index=True)[list(TIMELINE_COLUMNS)]

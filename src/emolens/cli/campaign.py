@@ -91,7 +91,8 @@ def _settings(sample_fps: float, threshold: float, min_face_rate: float, bootstr
 
 
 def _run(manifest: Path, out: Path, model: str | None, detector: str, cache_dir: Path | None,
-         settings: CampaignSettings, progress: bool | None, norms: Path | None, use_norms: bool) -> None:
+         settings: CampaignSettings, progress: bool | None, norms: Path | None, use_norms: bool,
+         annotate: bool = False, blur: bool = False) -> None:
     from contextlib import nullcontext
 
     from ..campaign.manifest import load_manifest
@@ -103,7 +104,8 @@ def _run(manifest: Path, out: Path, model: str | None, detector: str, cache_dir:
     with store if store is not None else nullcontext():
         analyzer = _analyzer(model, detector)
         show = progress if progress is not None else sys.stderr.isatty()
-        result = analyze_campaign(loaded, out, analyzer, settings, cache_dir=cache_dir, progress=show, norms=store)
+        result = analyze_campaign(loaded, out, analyzer, settings, cache_dir=cache_dir, progress=show, norms=store,
+                                  annotate=annotate, blur=blur)
     print_ranking(result)
     if store is not None:
         typer.echo(f"norms: {store.path} (this campaign's ads recorded)")
@@ -126,6 +128,9 @@ Seed = Annotated[int, typer.Option("--seed", help="seed of the resampling")]
 Progress = Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar (default: on a tty)")]
 Norms = Annotated[Path | None, typer.Option("--norms", help="norms store (default $EMOLENS_NORMS or "
                                                           "~/.local/share/emolens/norms.sqlite)")]
+Annotate = Annotated[bool, typer.Option("--annotate/--no-annotate",
+                                        help="annotated H.264 video of each viewer for the report (videos/)")]
+Blur = Annotated[bool, typer.Option("--blur", help="pixelate the viewers' faces in the annotated videos")]
 UseNorms = Annotated[bool, typer.Option("--use-norms/--no-norms",
                                         help="compare with earlier ads and record this campaign's ads")]
 
@@ -141,11 +146,12 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="output folder")],
         model: Model = None, detector: Detector = "auto", cache_dir: CacheDir = None, sample_fps: SampleFps = 5.0,
         threshold: Threshold = 0.5, min_face_rate: MinFace = 0.5, bootstrap: Bootstrap = 2000, seed: Seed = 0,
-        progress: Progress = None, norms: Norms = None, use_norms: UseNorms = True,
+        progress: Progress = None, norms: Norms = None, use_norms: UseNorms = True, annotate: Annotate = False,
+        blur: Blur = False,
     ) -> None:
         """Analyse every recording of a campaign; write tables, summary.json and report.html into --out."""
         settings = _settings(sample_fps, threshold, min_face_rate, bootstrap, seed)
-        _run(manifest, out, model, detector, cache_dir, settings, progress, norms, use_norms)
+        _run(manifest, out, model, detector, cache_dir, settings, progress, norms, use_norms, annotate, blur)
 
     @group.command("demo")
     def demo(
@@ -153,6 +159,7 @@ def register(app: typer.Typer) -> None:
         media: Annotated[Path | None, typer.Option("--media", help="media (default ../shared/data/media)")] = None,
         model: Model = None, detector: Detector = "auto", sample_fps: SampleFps = 5.0, bootstrap: Bootstrap = 2000,
         seed: Seed = 0, progress: Progress = None, norms: Norms = None, use_norms: UseNorms = False,
+        annotate: Annotate = True, blur: Blur = False,
     ) -> None:
         """Build a demo campaign from the shared media clips, then analyse it (norms off by default:
         a demo is not a real ad)."""
@@ -161,6 +168,6 @@ def register(app: typer.Typer) -> None:
         manifest = build_demo(media or default_media_dir(), out)
         typer.echo(f"demo manifest: {manifest}")
         settings = _settings(sample_fps, 0.5, 0.5, bootstrap, seed)
-        _run(manifest, out, model, detector, None, settings, progress, norms, use_norms)
+        _run(manifest, out, model, detector, None, settings, progress, norms, use_norms, annotate, blur)
 
     app.add_typer(group, name="campaign")
