@@ -16,6 +16,7 @@ per second keep it to well under a minute of analysis on a 2-core machine.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -153,54 +154,135 @@ def create_study(base: str, media: dict[str, Path]) -> dict[str, Any]:
     assert r.status_code == 201, r.text
     study: dict[str, Any] = r.json()
     for name in ("ad1", "ad2"):
-        r = httpx.post(f"{base}/v1/studies/{study['id']}/ads", params={"name": f"spot_{name[-1]}",
+        r = httpx.post(f"{base}/v1/studies/{study['id']}/ads", params={"name": media[name].stem,
                        "filename": media[name].name}, content=media[name].read_bytes(), timeout=60)
         assert r.status_code == 201, r.text
     return study
 
 
-def run_viewer(drv: Any, url: str, answer: str) -> None:
+def shot(drv: Any, folder: Path, name: str, width: int | None = None) -> Path:
+    """A screenshot of the whole page (``width`` px wide if given), checked not blank."""
+    import numpy as np
+    from PIL import Image
+
+    size = drv.get_window_size()
+    drv.set_window_size(width or size["width"], 844 if width else size["height"])
+    time.sleep(0.3)
+    tall = int(drv.execute_script("return document.documentElement.scrollHeight"))
+    drv.set_window_size(width or size["width"], min(3000, max(tall + 140, 600)))  # the whole page
+    time.sleep(0.3)
+    path = folder / f"{name}.png"
+    assert drv.save_screenshot(str(path))
+    drv.set_window_size(size["width"], size["height"])
+    img = np.asarray(Image.open(path).convert("RGB"))
+    assert img.std() > 5, f"{name}: the screenshot is blank"
+    return path
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where screenshots go: ``$EMOLENS_SCREENSHOTS`` (to look at them) or the test's tmp folder."""
+    folder = Path(os.environ.get("EMOLENS_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def create_in_page(drv: Any, base: str, media: dict[str, Path], shots: Path) -> dict[str, Any]:
+    """The marketer creates the study with the page's form; returns the study as the API shows it."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    drv.get(base + "/studies")
+    WebDriverWait(drv, 60).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
+    drv.find_element(By.ID, "new-study").click()
+    drv.find_element(By.ID, "f-name").send_keys("Spring launch")
+    drv.find_element(By.ID, "f-ads").send_keys(f"{media['ad1']}\n{media['ad2']}")
+    drv.find_element(By.ID, "f-questions").send_keys("segment: Your age group | 18-34, 35+")
+    drv.find_element(By.ID, "f-keep").click()
+    fps = drv.find_element(By.ID, "f-fps")
+    fps.clear()
+    fps.send_keys("2")
+    shot(drv, shots, "studies-create-desktop")
+    drv.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]").click()
+    WebDriverWait(drv, 120).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#d-ads tr")) == 3,
+                                  "the study's two ads never showed")
+    link = drv.find_element(By.ID, "d-link").get_attribute("value")
+    (study,) = [s for s in httpx.get(f"{base}/v1/studies", timeout=30).json()["studies"] if s["viewer_url"] == link]
+    return dict(study)
+
+
+def run_viewer(drv: Any, url: str, answer: str, shots: Path | None = None) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     drv.get(url)
     wait_state(drv, "consent", timeout=60)
+    if shots is not None:
+        shot(drv, shots, "watch-consent-desktop")
+        shot(drv, shots, "watch-consent-phone", width=390)
     Select(drv.find_element(By.CSS_SELECTOR, "select[name=segment]")).select_by_value(answer)
     drv.find_element(By.ID, "agree").click()
     drv.find_element(By.ID, "agree-button").click()
     wait_state(drv, "camera", timeout=60)
-    from selenium.webdriver.support.ui import WebDriverWait
-
     WebDriverWait(drv, WAIT_S, poll_frequency=0.3).until(
         lambda d: d.find_element(By.ID, "start-button").is_enabled(), "the camera check never found the face")
     assert drv.find_element(By.ID, "check-face").get_attribute("data-ok") == "yes"
+    if shots is not None:
+        shot(drv, shots, "watch-camera-desktop")
+        shot(drv, shots, "watch-camera-phone", width=390)
     drv.find_element(By.ID, "start-button").click()
     wait_state(drv, "playing", "uploading", "done", timeout=30)
+    if shots is not None and drv.execute_script("return document.body.dataset.state") == "playing":
+        shot(drv, shots, "watch-playing-desktop")
     assert wait_state(drv, "done", "error", "stopped") == "done"
+    if shots is not None:
+        shot(drv, shots, "watch-done-phone", width=390)
+
+
+def wait_report(base: str, study_id: str) -> dict[str, Any]:
+    """The study once both sessions' jobs have ended and the report covers both viewers."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        got: dict[str, Any] = httpx.get(f"{base}/v1/studies/{study_id}", timeout=30).json()
+        jobs_done = all(s["analysis"] and s["analysis"]["state"] in ("succeeded", "failed") for s in got["sessions"])
+        if (jobs_done and got["report"]["viewers"] >= 2) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+def marketer_page(drv: Any, base: str, study_id: str, shots: Path) -> None:
+    """The study page shows both viewers analysed, QC and the KPI table; screenshots at two widths."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    drv.get(f"{base}/studies?study={study_id}")
+    WebDriverWait(drv, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#d-kpis tr")) == 3,
+                                 "the KPI table never showed")
+    states = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#d-sessions td:nth-child(2) .pill")]
+    assert states == ["analysed", "analysed"]
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#d-sessions td:nth-child(5) .pill")) == 4  # QC: 2 viewers x 2 ads
+    assert "report.html" in drv.find_element(By.ID, "d-report").text
+    shot(drv, shots, "studies-detail-desktop")
+    shot(drv, shots, "studies-detail-phone", width=390)
 
 
 def test_two_viewers_in_the_browser_fill_the_report(server: str, jobs_dir: Path, media: dict[str, Path],
                                                     tmp_path: Path) -> None:
-    study = create_study(server, media)
+    shots = screenshot_dir(tmp_path)
     with camera_browser(tmp_path / "profile", media["camera"], allow=True) as drv:
+        study = create_in_page(drv, server, media, shots)
         for answer in ("18-34", "35+"):
-            run_viewer(drv, study["viewer_url"], answer)
+            run_viewer(drv, study["viewer_url"], answer, shots if answer == "18-34" else None)
         severe = [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"
                   and "favicon" not in e["message"]]
         assert not severe, severe
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        got = httpx.get(f"{server}/v1/studies/{study['id']}", timeout=30).json()
-        jobs_done = all(s["analysis"] and s["analysis"]["state"] in ("succeeded", "failed") for s in got["sessions"])
-        if (jobs_done and got["report"]["viewers"] >= 2) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+        got = wait_report(server, study["id"])
+        marketer_page(drv, server, study["id"], shots)
     assert got["counts"]["analysed"] == 2, got["sessions"]
     assert [s["answers"]["segment"] for s in got["sessions"]] == ["18-34", "35+"]
-    assert [a["name"] for a in got["report"]["ads"]] == ["spot_1", "spot_2"]
+    assert [a["name"] for a in got["report"]["ads"]] == ["spot_a", "spot_b"]
     summary = httpx.get(server + got["report"]["files"]["summary.json"], timeout=30).json()
     assert {(q["viewer"], q["ad"]) for q in summary["qc"]} == {
-        (v, a) for v in ("v001", "v002") for a in ("spot_1", "spot_2")}
+        (v, a) for v in ("v001", "v002") for a in ("spot_a", "spot_b")}
     kept = [q for q in summary["qc"] if q["status"] == "kept"]
     assert kept, summary["qc"]  # the woman's face is found in the camera picture
     assert all(q["face_found_rate"] is not None and q["brightness"] is not None for q in summary["qc"])
@@ -210,10 +292,8 @@ def test_two_viewers_in_the_browser_fill_the_report(server: str, jobs_dir: Path,
             assert ad["kpis"]["face_found_rate"]["value"] > 0.5
             assert ad["kpis"]["valence_index"]["value"] is not None
     report = httpx.get(server + got["report"]["url"], timeout=30)
-    assert report.status_code == 200 and "spot_2" in report.text
-    # each session's timing covers both ads, in the recording's clock
-    jobs = [httpx.get(f"{server}/v1/jobs/{s['analysis']['job_id']}", timeout=30).json() for s in got["sessions"]]
-    assert all(j["state"] == "succeeded" for j in jobs)
+    assert report.status_code == 200 and "spot_b" in report.text
+    assert all(s["analysis"]["state"] == "succeeded" for s in got["sessions"])
     # the study keeps its recordings: they are the browser's own MediaRecorder WebM files, whose
     # container gives no frame count or duration; the study measured them by their frames
     webms = sorted((jobs_dir / "studies" / study["id"] / "sessions").glob("*.webm"))
@@ -238,7 +318,7 @@ def test_camera_refused_leaves_a_clear_state(server: str, media: dict[str, Path]
         Select(drv.find_element(By.CSS_SELECTOR, "select[name=segment]")).select_by_value("35+")
         drv.find_element(By.ID, "agree").click()
         drv.find_element(By.ID, "agree-button").click()
-        assert wait_state(drv, "denied", "camera", timeout=60) == "denied"
+        assert wait_state(drv, "denied", "error", "playing", timeout=60) == "denied"
         assert "Nothing was recorded" in drv.find_element(By.ID, "ended-text").text
     deadline = time.monotonic() + 30
     while True:
