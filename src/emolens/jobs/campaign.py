@@ -275,6 +275,8 @@ class JobAnalyser:
         self.labels: tuple[str, ...] = tuple(inner.labels)
         self.model_name: str = inner.model_name
         self.identity: str = inner.identity
+        self.model_id = getattr(inner, "model_id", None)  # the report's model identity and card
+        self.model_card = getattr(inner, "model_card", None)
         self.done = self.analysed = self.from_cache = 0
 
     def key(self, kind: str, files: Sequence[Path], window: tuple[float, float]) -> str:
