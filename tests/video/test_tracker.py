@@ -133,3 +133,18 @@ def test_newly_lost_counts_tracks_that_just_vanished() -> None:
     assert tracker.newly_lost == 1
     tracker.update([(10, 10, 40, 40)], [0.9], 2 * DT)
     assert tracker.newly_lost == 0  # still lost, not newly
+
+
+def test_weak_new_detections_wait_for_a_second_frame() -> None:
+    """Under confirm_score a new face is tentative: no id until matched again, dropped when missed; ids of
+    confirmed tracks count up without gaps."""
+    from emolens.video.tracker import FaceTracker
+
+    tr = FaceTracker(high_score=0.8, confirm_score=0.9)
+    assert tr.update([(0, 0, 40, 40), (200, 0, 40, 40)], [0.95, 0.85], 0.0) == [1, None]
+    assert tr.live_ids == {1}
+    assert tr.update([(1, 0, 40, 40), (201, 0, 40, 40)], [0.95, 0.85], 0.1) == [1, 2]  # confirmed: numbered 2
+    assert tr.update([(300, 0, 40, 40)], [0.82], 0.2) == [None]  # a one-frame fragment
+    assert tr.update([(2, 0, 40, 40)], [0.95], 0.3) == [1]  # the fragment's tentative track is gone
+    assert tr.update([(301, 0, 40, 40)], [0.82], 0.4) == [None]
+    assert tr.update([(302, 0, 40, 40)], [0.83], 0.5) == [3]

@@ -284,6 +284,10 @@ def register(app: typer.Typer) -> None:
             False, "--no-keypoints", help="skip the facial-keypoint model (no keypoints/roll in the output)"
         ),
         tta: bool = typer.Option(False, "--tta", help="also classify the mirrored face and average"),
+        max_yaw: float = typer.Option(30.0, "--max-yaw", min=0.1, max=90.0,
+                                      help="a face is 'looking' at the camera within this yaw (degrees)"),
+        max_pitch: float = typer.Option(25.0, "--max-pitch", min=0.1, max=90.0,
+                                        help="... and within this pitch (degrees)"),
         cropped: bool = typer.Option(False, "--cropped", help="inputs are face crops: skip detection"),
         batch_size: int = typer.Option(64, "--batch-size", min=1, help="faces per classifier batch"),
         threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for inference (0 = all)"),
@@ -306,9 +310,10 @@ def register(app: typer.Typer) -> None:
         if annotate is not None:
             _prepare_outdir(annotate)
         from ..inference.analyzer import Analyzer
+        from ..inference.headpose import AttentionLimits
 
         an = Analyzer(model=model, detector=detector, align=not no_align, tta=tta, threads=threads,
-                      keypoints=False if no_keypoints else None)
+                      keypoints=False if no_keypoints else None, attention=AttentionLimits(max_yaw, max_pitch))
         missing = [(a, InvalidInput(f"no such file or folder, or nothing matched: {a}")) for a in unmatched]
         left_out = [(str(p), UnsupportedMedia(f"{p}: skipped: {why}")) for p, why in skipped]
         try:

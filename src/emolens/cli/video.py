@@ -175,6 +175,10 @@ def register(app: typer.Typer) -> None:
         no_keypoints: bool = typer.Option(
             False, "--no-keypoints", help="skip the facial-keypoint model (no keypoints/roll in the output)"
         ),
+        max_yaw: float = typer.Option(30.0, "--max-yaw", min=0.1, max=90.0,
+                                      help="a face is 'looking' at the camera within this yaw (degrees)"),
+        max_pitch: float = typer.Option(25.0, "--max-pitch", min=0.1, max=90.0,
+                                        help="... and within this pitch (degrees)"),
     ) -> None:
         """Follow every face through a video (or webcam) and read its emotions frame by frame."""
         if (path is None) == (webcam is None):
@@ -183,13 +187,14 @@ def register(app: typer.Typer) -> None:
             raise InvalidInput("--annotate writes annotated.mp4 into the --out folder: give --out DIR")
         _quiet_native_logs()
         from ..inference.analyzer import Analyzer
+        from ..inference.headpose import AttentionLimits
         from ..video.outputs import VideoRecorder
         from ..video.stream import VideoOptions, iter_video
 
         options = VideoOptions(every=every, smoothing=0.0 if no_smoothing else smoothing, max_duration_s=max_seconds,
                                loop=loop)
         analyzer = Analyzer(model=model, detector=detector, threads=threads, align=not no_align,
-                            keypoints=False if no_keypoints else None)
+                            keypoints=False if no_keypoints else None, attention=AttentionLimits(max_yaw, max_pitch))
         stream = iter_video(analyzer, path if path is not None else int(webcam or 0), options)
         recorder = None
         if out is not None:

@@ -34,7 +34,7 @@ from .eyecache import EyeCache
 from .reader import FrameReader, VideoInfo, VideoSource
 from .regions import RegionDetector
 from .smoothing import EmaSmoother
-from .tracker import FaceTracker, default_high_score
+from .tracker import FaceTracker, default_confirm_score, default_high_score
 
 if TYPE_CHECKING:
     from ..inference.analyzer import Analyzer
@@ -48,8 +48,9 @@ class VideoOptions:
     [0, 1), 0 = raw probabilities. ``max_frames``: stop after that many frames; ``max_duration_s``:
     stop before the first frame at or after that video time (None = no limit). ``track_max_age_s``:
     how long a vanished face keeps its id.
-    ``detect_interval_s``: seconds between full-frame detections (0 = every frame; between them
-    faces are searched near their tracks only). ``roi_face_px``: face size the region search
+    ``detect_interval_s``: seconds between full-frame detections (0, the default = every frame, cheap
+    with YuNet: about 10 ms at 640x360; > 0: between them faces are searched near their tracks only,
+    which paid off with dlib's slow HOG detector). ``roi_face_px``: face size the region search
     rescales to. ``eyes_interval_s``: how long a track's eye positions are reused before the eyes
     are searched again (0 = every frame; :mod:`.eyecache`). ``track_high_score``: first-stage
     detection score (None: per detector backend).
@@ -65,7 +66,7 @@ class VideoOptions:
     max_frames: int | None = None
     max_duration_s: float | None = None
     track_max_age_s: float = 1.0
-    detect_interval_s: float = 0.5
+    detect_interval_s: float = 0.0
     roi_face_px: int = 64
     eyes_interval_s: float = 0.5
     track_high_score: float | None = None
@@ -180,7 +181,8 @@ class VideoStream(Iterator[FrameResult]):
         self.info: VideoInfo = self._reader.info
         name = str(getattr(analyzer.detector, "name", ""))
         high = opts.track_high_score if opts.track_high_score is not None else default_high_score(name)
-        self.tracker = FaceTracker(high_score=high, max_age_s=opts.track_max_age_s)
+        self.tracker = FaceTracker(high_score=high, max_age_s=opts.track_max_age_s,
+                                   confirm_score=default_confirm_score(name))
         self.regions = RegionDetector(
             analyzer.detector, min_face=analyzer.min_face, full_interval_s=opts.detect_interval_s,
             roi_face_px=opts.roi_face_px,

@@ -11,7 +11,11 @@ one frame's detections and assigns them track ids in two stages, as ByteTrack do
    tracks that were seen on the previous update: they keep a face that blurs or turns for a moment,
    but never start a track. Unmatched low-score detections are dropped.
 
-Unmatched high-score detections start new tracks (ids count up from 1 and are never reused). A
+Unmatched high-score detections start new tracks (ids count up from 1 and are never reused). A track
+whose first detection scores under ``confirm_score`` is *tentative*: it gets no id and is not
+reported until a second frame matches it (then it is confirmed and numbered), and it is dropped as
+soon as a frame misses it: a face fragment at the frame's edge that a detector sees for one frame
+(YuNet at 0.80-0.90 on ``youtubefaces_0492_03_009_bill_gates.avi``) does not become a track. A
 track that is not matched is *lost* but keeps its id, predicted forward, until it has been unseen
 for more than ``max_age_s`` seconds; then it is removed. Time, not frame counts, drives everything,
 so skipped frames and variable frame rates are handled alike.
@@ -61,6 +65,7 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
     hits: int = 1
     seen_last_update: bool = True
+    confirmed: bool = True
 
     @staticmethod
     def to_state(box: Sequence[float]) -> np.ndarray:
@@ -95,6 +100,7 @@ class FaceTracker:
     are per detector backend: :func:`default_high_score`). ``max_age_s``: how long a track
     survives unseen. ``match_iou`` / ``low_match_iou``: least IoU with a predicted box to match in
     stage 1 / stage 2. ``predict_horizon_s``: motion is extrapolated at most this far.
+    ``confirm_score``: a new track whose detection scores less is tentative until matched again.
     """
 
     def __init__(
@@ -105,14 +111,17 @@ class FaceTracker:
         match_iou: float = 0.2,
         low_match_iou: float = 0.4,
         predict_horizon_s: float = 0.5,
+        confirm_score: float = 0.0,
     ) -> None:
         if max_age_s < 0 or not 0 < match_iou <= 1 or not 0 < low_match_iou <= 1 or predict_horizon_s < 0:
             raise InvalidInput("tracker needs max_age_s >= 0, 0 < match_iou, low_match_iou <= 1, horizon >= 0")
         self.high_score, self.max_age_s = high_score, max_age_s
         self.match_iou, self.low_match_iou = match_iou, low_match_iou
         self.horizon = predict_horizon_s
+        self.confirm_score = confirm_score
         self.tracks: list[Track] = []
         self._next_id = 1
+        self._next_tentative = -1
         self.newly_lost = 0
         """Tracks seen on the previous update but not on the last one."""
 
@@ -158,27 +167,35 @@ class FaceTracker:
         self.newly_lost = 0
         for tr in self.tracks:
             if tr.id not in matched:
-                self.newly_lost += int(tr.seen_last_update)
+                self.newly_lost += int(tr.seen_last_update and tr.confirmed)
                 tr.seen_last_update = False
-        self.tracks = [tr for tr in self.tracks if tr.id in matched or t - tr.last_seen <= self.max_age_s]
+        self.tracks = [tr for tr in self.tracks
+                       if tr.id in matched or (tr.confirmed and t - tr.last_seen <= self.max_age_s)]
         for bi in free_h:
             di = high[bi]
-            tr = Track(self._next_id, Track.to_state(arr[di]), first_seen=t, last_seen=t)
-            self._next_id += 1
+            confirmed = sc[di] >= self.confirm_score
+            tr = Track(self._next_id if confirmed else self._next_tentative, Track.to_state(arr[di]),
+                       first_seen=t, last_seen=t, confirmed=confirmed)
+            if confirmed:
+                self._next_id += 1
+                ids[di] = tr.id
+            else:
+                self._next_tentative -= 1
             self.tracks.append(tr)
-            ids[di] = tr.id
         return ids
 
-    @staticmethod
-    def _assign(tr: Track, det: int, arr: np.ndarray, t: float, ids: list[int | None], matched: set[int]) -> None:
+    def _assign(self, tr: Track, det: int, arr: np.ndarray, t: float, ids: list[int | None], matched: set[int]) -> None:
         tr.observe(arr[det], t)
+        if not tr.confirmed:  # seen a second time: a real track now, numbered in order of confirmation
+            tr.confirmed, tr.id = True, self._next_id
+            self._next_id += 1
         ids[det] = tr.id
         matched.add(tr.id)
 
     @property
     def live_ids(self) -> set[int]:
-        """Ids of the tracks still alive (seen, or lost for at most ``max_age_s``)."""
-        return {tr.id for tr in self.tracks}
+        """Ids of the confirmed tracks still alive (seen, or lost for at most ``max_age_s``)."""
+        return {tr.id for tr in self.tracks if tr.confirmed}
 
 
 DEFAULT_HIGH_SCORES: dict[str, float] = {"yunet": 0.8, "dlib": 0.75, "haar": 0.3, "mediapipe": 0.6}
@@ -186,6 +203,16 @@ DEFAULT_HIGH_SCORES: dict[str, float] = {"yunet": 0.8, "dlib": 0.75, "haar": 0.3
 dlib maps its SVM margin ``m`` to ``1/(1+exp(-2(m+0.5)))``,
 so 0.75 is a margin of about 0.05: nearly all its detections at the default threshold (0) are
 "high"; Haar's squashed neighbour count passes 0.3 from 3 neighbours, its own default."""
+
+
+DEFAULT_CONFIRM_SCORES: dict[str, float] = {"yunet": 0.9}
+"""Score from which a new track is reported at once (others wait for a second frame), per backend; 0 for
+the others (their scores rarely separate fragments from faces)."""
+
+
+def default_confirm_score(detector_name: str) -> float:
+    """The ``confirm_score`` for a detector backend."""
+    return DEFAULT_CONFIRM_SCORES.get(detector_name.split("-", 1)[0], 0.0)
 
 
 def default_high_score(detector_name: str) -> float:
