@@ -327,3 +327,72 @@ def test_camera_refused_leaves_a_clear_state(server: str, media: dict[str, Path]
             break
         time.sleep(0.2)
     assert [(s["state"], s["reason"]) for s in sessions] == [("abandoned", "camera access refused")]
+
+
+def start_watching(drv: Any, url: str) -> None:
+    """Consent, camera check, start: returns once the first ad plays."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    drv.get(url)
+    wait_state(drv, "consent", timeout=60)
+    Select(drv.find_element(By.CSS_SELECTOR, "select[name=segment]")).select_by_value("35+")
+    drv.find_element(By.ID, "agree").click()
+    drv.find_element(By.ID, "agree-button").click()
+    WebDriverWait(drv, WAIT_S, poll_frequency=0.3).until(lambda d: d.find_element(By.ID, "start-button").is_enabled())
+    drv.find_element(By.ID, "start-button").click()
+    wait_state(drv, "playing", timeout=30)
+
+
+def sessions_of(base: str, study_id: str, until: Any, timeout: float = 60) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        sessions: list[dict[str, Any]] = httpx.get(f"{base}/v1/studies/{study_id}", timeout=30).json()["sessions"]
+        if until(sessions) or time.monotonic() > deadline:
+            return sessions
+        time.sleep(0.3)
+
+
+def test_closing_the_page_mid_ad_abandons_the_session(server: str, jobs_dir: Path, media: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    study = create_study(server, media)
+    with camera_browser(tmp_path / "profile", media["camera"], allow=True) as drv:
+        start_watching(drv, study["viewer_url"])
+        time.sleep(1.5)  # a chunk or so uploaded
+        drv.get("about:blank")  # the tab leaves: pagehide sends the beacon
+        sessions = sessions_of(server, study["id"], lambda s: s and s[0]["state"] == "abandoned")
+    assert [(s["state"], s["reason"]) for s in sessions] == [("abandoned", "the viewer closed the page")]
+    assert not list((jobs_dir / "studies" / study["id"] / "sessions").glob("*.webm"))  # the partial recording
+
+
+class FlakyChunks:
+    """Answers the first ``fail`` recording chunks with 503 before reading them (a server in trouble)."""
+
+    def __init__(self, app: Any, fail: int) -> None:
+        self.app, self.fail, self.refused = app, fail, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/recording") and self.refused < self.fail:
+            self.refused += 1
+            body = b'{"error": {"type": "Unavailable", "message": "try again"}}'
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def test_the_upload_resumes_after_failures(media: dict[str, Path], tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    flaky = FlakyChunks(create_app(make_settings(jobs_dir=jobs)), fail=3)
+    with live_server(flaky) as base, camera_browser(tmp_path / "profile", media["camera"], allow=True) as drv:
+        study = create_study(base, media)
+        start_watching(drv, study["viewer_url"])
+        assert wait_state(drv, "done", "error", "stopped") == "done"
+        sessions = sessions_of(base, study["id"], lambda s: s and s[0]["state"] in ("analysed", "failed"),
+                               timeout=WAIT_S)
+    assert flaky.refused == 3
+    assert sessions[0]["state"] == "analysed", sessions
+    webm = next((jobs / "studies" / study["id"] / "sessions").glob("*.webm"))
+    assert sessions[0]["received_bytes"] == webm.stat().st_size
+    assert last_frame_time(webm)[0] >= 2 * AD_SECONDS - 0.5  # nothing lost: the whole session decodes
