@@ -171,3 +171,24 @@ def test_distilled_run_resumes_exactly_and_refuses_a_changed_teacher(teacher: Pa
     torch.save(ckpt, copy)
     with pytest.raises(CheckpointError, match="another teacher"):
         Trainer(_cfg(tmp_path / "full", **{**kw, "epochs": 3}), ds, progress=False).fit(resume=True)
+
+
+def test_train_cli_teacher_option(teacher: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from emolens.cli import main
+
+    from .synthetic import _pattern
+
+    monkeypatch.setenv("EMOLENS_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    lines = ["emotion,pixels,Usage"]
+    for usage, n in (("Training", 42), ("PublicTest", 14), ("PrivateTest", 14)):
+        lines += [f"{i % 7},{' '.join(map(str, _pattern(i % 7, 48, rng).ravel()))},{usage}" for i in range(n)]
+    data = tmp_path / "fer2013.csv"
+    data.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "student"
+    rc = main(["train", "--data", str(data), "--arch", "tiny", "--epochs", "1", "--batch-size", "16", "--out", str(run),
+               "--teacher", str(teacher), "--set", "distill.alpha=0.7", "--no-progress", "--no-evaluate"])
+    assert rc == 0
+    assert load_config(run / "config.yaml").distill == DistillConfig(str(teacher), 0.7, 4.0)
+    assert main(["train", "--data", str(data), "--arch", "tiny", "--out", str(tmp_path / "x"), "--teacher",
+                 str(tmp_path / "missing.pt"), "--no-progress"]) == 2  # a clear ConfigError, no traceback

@@ -32,6 +32,7 @@ def _overrides(**given: Any) -> dict[str, Any]:
         "limit": "data.limit",
         "threads": "threads",
         "channels": "data.channels",
+        "teacher": "distill.teacher",
     }
     out = {keys[k]: v for k, v in given.items() if k in keys and v is not None}
     if given.get("skip_bad"):
@@ -58,6 +59,8 @@ def train_command(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (0 = default).")] = None,
     limit: Annotated[int | None, typer.Option(help="Use at most N training images (stratified).")] = None,
     out: Annotated[str | None, typer.Option(help="Run folder.")] = None,
+    teacher: Annotated[str | None, typer.Option(
+        help="Distil from this trained model (.pt or .onnx); see distill.alpha, distill.temperature.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip and count bad samples.")] = False,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Any config key, e.g. --set optim.weight_decay=1e-4")
@@ -92,6 +95,7 @@ def train_command(
         threads=threads,
         limit=limit,
         out=out,
+        teacher=teacher,
         skip_bad=skip_bad,
     )
     for item in set_ or []:
