@@ -212,3 +212,12 @@ def test_face_check_and_delete(client: TestClient) -> None:
     assert client.delete(f"/v1/studies/{study['id']}", headers=KEY).status_code == 204
     assert client.get(f"/v1/studies/{study['id']}", headers=KEY).status_code == 404
     assert client.get(f"/v1/watch/{token}").status_code == 404
+
+
+def test_ads_are_served_to_the_viewer_with_ranges(client: TestClient) -> None:
+    token = token_of(create_study(client))
+    ad = client.post(f"/v1/watch/{token}/sessions", json={"answers": {}}).json()["ads"][0]
+    part = client.get(ad["url"], headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.content == WEBM.read_bytes()[:100]
+    assert part.headers["content-type"] == "video/webm"
+    assert client.get(f"/v1/watch/{token}/ads/nope").status_code == 404

@@ -163,7 +163,7 @@ def create_study(request: Request, body: StudyCreateIn, service: StudyService = 
 @studies_router.get("", response_model=StudyListOut)
 def list_studies(request: Request, service: StudyService = Depends(get_studies)) -> StudyListOut:
     """Every study, newest first, with its counts of viewers."""
-    return StudyListOut(studies=[study_brief(request, service, s) for s in service.store.list_studies()])
+    return StudyListOut(studies=[study_brief(request, service, s) for s in service.list_studies()])
 
 
 @studies_router.get("/{study_id}", response_model=StudyOut)

@@ -128,6 +128,13 @@ class StudyService:
         self.housekeeping(study)
         return study
 
+    def list_studies(self) -> list[Study]:
+        """Every study, newest first (housekeeping done on each)."""
+        studies = self.store.list_studies()
+        for study in studies:
+            self.housekeeping(study)
+        return studies
+
     def delete(self, study_id: str) -> None:
         """Delete the study, its files and its analysis jobs (with their outputs)."""
         jobs = self.store.delete_study(study_id)
