@@ -3,42 +3,54 @@
 FastAPI parses a multipart body before it runs a route's dependencies, so a key checked only by the
 :func:`~emolens.api.deps.require_api_key` dependency would let a client without a key make the
 server read and spool a whole upload before its 401. :class:`ApiKeyMiddleware` answers the 401 from
-the headers alone, for every route that depends on the key (found by walking each route's
-dependencies, so new routers are covered as soon as they use the dependency).
+the headers alone, for every operation whose OpenAPI entry requires the ``X-API-Key`` header (the
+dependency declares it), so new routers are covered as soon as they use the dependency. Requests
+that match no keyed operation pass untouched (the application answers them, 404 included).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
-from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .deps import check_api_key, get_client, require_api_key
+from .deps import check_api_key
 from .errors import ApiError, error_body
 from .settings import Settings
 
-_KEY_CHECKS = (require_api_key, get_client)
+KEY_HEADER = "X-API-Key"
 
 
-def needs_key(dependant: Dependant) -> bool:
-    """Whether ``dependant`` (a route, or one of its dependencies) depends on the API key check."""
-    return dependant.call in _KEY_CHECKS or any(needs_key(d) for d in dependant.dependencies)
+def keyed_operations(openapi: dict[str, Any]) -> list[tuple[re.Pattern[str], str]]:
+    """``(path pattern, METHOD)`` of every operation that requires the API key header."""
+    schemes = openapi.get("components", {}).get("securitySchemes", {})
+    key_schemes = {name for name, sch in schemes.items()
+                   if sch.get("type") == "apiKey" and sch.get("in") == "header" and sch.get("name") == KEY_HEADER}
+    out = []
+    for path, ops in openapi.get("paths", {}).items():
+        # one segment per parameter: a path parameter spanning folders (``files/{name:path}``) is not
+        # matched here, which only leaves its (body-less GET) check to the dependency
+        body = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)).rstrip("/")
+        pattern = re.compile("^" + body + "/?$")
+        for method, op in ops.items():
+            if isinstance(op, dict) and any(set(req) & key_schemes for req in op.get("security", ())):
+                out.append((pattern, method.upper()))
+    return out
 
 
 class ApiKeyMiddleware:
-    """401 (JSON, ``Connection: close``) for a request to a keyed route without a valid ``X-API-Key``,
-    before the application reads its body. Requests to other routes pass untouched."""
+    """401 (JSON, ``Connection: close``) for a request to a keyed operation without a valid
+    ``X-API-Key``, before the application reads its body."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self._keyed: dict[int, bool] = {}
+        self._keyed: list[tuple[re.Pattern[str], str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.settings.accepted_keys() and self._keyed_route(scope):
+        if scope["type"] == "http" and self.settings.accepted_keys() and self._needs_key(scope):
             key = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-api-key"), None)
             try:
                 check_api_key(key, self.settings)
@@ -47,15 +59,14 @@ class ApiKeyMiddleware:
                 return
         await self.app(scope, receive, send)
 
-    def _keyed_route(self, scope: Scope) -> bool:
-        app = scope.get("app")
-        for route in getattr(app, "routes", ()):
-            if isinstance(route, APIRoute) and route.matches(scope)[0] is Match.FULL:
-                known = self._keyed.get(id(route))
-                if known is None:
-                    known = self._keyed[id(route)] = needs_key(route.dependant)
-                return known
-        return False
+    def _needs_key(self, scope: Scope) -> bool:
+        if self._keyed is None:
+            app = scope.get("app")
+            openapi = app.openapi() if app is not None and hasattr(app, "openapi") else {}
+            self._keyed = keyed_operations(openapi)
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        method = "GET" if method == "HEAD" else method
+        return any(m == method and p.match(path) for p, m in self._keyed)
 
 
 async def _send_401(send: Send, message: str) -> None:

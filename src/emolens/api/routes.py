@@ -10,13 +10,12 @@ import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from pydantic import BeforeValidator
 
 from .. import __version__
-from ..errors import EmolensError, MediaTooLarge, UnsupportedMedia
+from ..errors import EmolensError, InvalidInput, MediaTooLarge, UnsupportedMedia
 from ..results import ImageResult
 from .bodylimit import human_bytes
 from .deps import AnalyzerLike, Engine, get_engine, get_settings, require_api_key
@@ -39,13 +38,20 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-def _null_is_none(value: Any) -> Any:
-    """A form or query value ``null`` (or empty) is no value: the option keeps its default."""
-    return None if isinstance(value, str) and value.strip().lower() in ("", "null", "none") else value
+NULLABLE_BOOL: dict[str, Any] = {"anyOf": [{"type": "boolean"}, {"type": "null"}]}
+"""The documented schema of a nullable boolean option (read as text, parsed by :func:`nullable_bool`)."""
+_TRUE, _FALSE, _NULL = {"true", "1", "yes", "on", "t", "y"}, {"false", "0", "no", "off", "f", "n"}, {"", "null", "none"}
 
 
-OptionalBool = Annotated[bool | None, BeforeValidator(_null_is_none)]
-"""A nullable boolean option: true/false/1/0/yes/no/on/off, or null (empty) for the default."""
+def nullable_bool(value: str | None, name: str) -> bool | None:
+    """A nullable boolean option: true/false (1/0, yes/no, on/off) or null/empty (None: the default);
+    :class:`InvalidInput` naming the option otherwise. (Read as text: FastAPI's own bool refuses ``null``.)"""
+    text = None if value is None else value.strip().lower()
+    if text is None or text in _NULL:
+        return None
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise InvalidInput(f"{name}: must be true, false or null, got {str(value)[:50]!r}")
 
 
 def _err(description: str) -> dict[str, Any]:
@@ -106,8 +112,18 @@ def keep_upload(data: bytes, folder: Path) -> Path:
     return path
 
 
-def _option(query: bool | None, form: bool | None) -> bool | None:
-    return form if form is not None else query
+def _bool_query(description: str) -> Any:
+    return Query(None, json_schema_extra=NULLABLE_BOOL, description=description)
+
+
+def _bool_form(name: str) -> Any:
+    return Form(None, alias=name, json_schema_extra=NULLABLE_BOOL, description="Same as the query option.")
+
+
+def _option(query: str | None, form: str | None, name: str) -> bool | None:
+    """The option's form value, else its query value (each parsed by :func:`nullable_bool`)."""
+    given = nullable_bool(form, name)
+    return given if given is not None else nullable_bool(query, name)
 
 
 def _analyze_one(
@@ -124,35 +140,35 @@ def _analyze_one(
 @router.post("/analyze", response_model=AnalysisOut, responses=_UPLOAD_ERRORS)
 def analyze(
     file: UploadFile = File(description="An image: JPEG, PNG, BMP, WebP, TIFF, GIF (first frame)."),
-    cropped: OptionalBool = Query(None, description="The image is one face already cropped: skip detection."),
-    tta: OptionalBool = Query(None, description="Average the prediction with the mirrored face."),
-    cropped_form: OptionalBool = Form(None, alias="cropped", description="Same as the query option."),
-    tta_form: OptionalBool = Form(None, alias="tta", description="Same as the query option."),
+    cropped: str | None = _bool_query("The image is one face already cropped: skip detection."),
+    tta: str | None = _bool_query("Average the prediction with the mirrored face."),
+    cropped_form: str | None = _bool_form("cropped"),
+    tta_form: str | None = _bool_form("tta"),
     engine: Engine = Depends(get_engine),
     settings: Settings = Depends(get_settings),
 ) -> AnalysisOut:
     """Find the faces in one image and read the emotion of each."""
-    analyzer = engine.get(_option(tta, tta_form))
+    analyzer = engine.get(_option(tta, tta_form, "tta"))
     name = clean_filename(file.filename)
-    result = _analyze_one(engine, analyzer, file, name, settings, bool(_option(cropped, cropped_form)))
+    result = _analyze_one(engine, analyzer, file, name, settings, bool(_option(cropped, cropped_form, "cropped")))
     return AnalysisOut.from_result(result, name)
 
 
 @router.post("/analyze/batch", response_model=BatchOut, responses=_UPLOAD_ERRORS)
 def analyze_batch(
     files: list[UploadFile] = File(description="Several images (repeat the `files` field)."),
-    cropped: OptionalBool = Query(None, description="Every image is one face already cropped."),
-    tta: OptionalBool = Query(None, description="Average the prediction with the mirrored face."),
-    cropped_form: OptionalBool = Form(None, alias="cropped", description="Same as the query option."),
-    tta_form: OptionalBool = Form(None, alias="tta", description="Same as the query option."),
+    cropped: str | None = _bool_query("Every image is one face already cropped."),
+    tta: str | None = _bool_query("Average the prediction with the mirrored face."),
+    cropped_form: str | None = _bool_form("cropped"),
+    tta_form: str | None = _bool_form("tta"),
     engine: Engine = Depends(get_engine),
     settings: Settings = Depends(get_settings),
 ) -> BatchOut:
     """Analyse several images; a file that fails gets its own error and the others still succeed."""
     if len(files) > settings.max_batch_files:
         raise MediaTooLarge(f"the batch has {len(files)} files; the limit is {settings.max_batch_files}")
-    analyzer = engine.get(_option(tta, tta_form))
-    crop = bool(_option(cropped, cropped_form))
+    analyzer = engine.get(_option(tta, tta_form, "tta"))
+    crop = bool(_option(cropped, cropped_form, "cropped"))
     items: list[BatchItemOut] = []
     results: list[ImageResult] = []
     for index, upload in enumerate(files):
