@@ -11,7 +11,16 @@ import pytest
 
 from emolens.config import load_config
 from emolens.errors import ConfigError
-from emolens.train.tune import TuneConfig, _TrialTrainer, open_study, run_study, suggest, tune_config, with_overrides
+from emolens.train.tune import (
+    TuneConfig,
+    _TrialTrainer,
+    open_study,
+    recipe_params,
+    run_study,
+    suggest,
+    tune_config,
+    with_overrides,
+)
 
 from .synthetic import make_dataset
 
@@ -35,6 +44,9 @@ def test_study_writes_table_plot_and_a_full_length_best_recipe(tmp_path: Path):
     run_study(_tc(out), ds)
     rows = _rows(out / "trials.csv")
     assert [r["trial"] for r in rows] == ["0", "1"] and all(r["state"] == "complete" for r in rows)
+    assert [r["baseline"] for r in rows] == ["True", "False"]  # trial 0 is the base recipe under the proxy
+    base = load_config(overrides=BASE)
+    assert float(rows[0]["optim.lr"]) == base.optim.lr and float(rows[0]["augment.erase"]) == base.augment.erase
     assert all(0 <= float(r["val_acc"]) <= 1 and r["epochs"] == "1" for r in rows)
     assert {"optim.lr", "optim.weight_decay", "model.dropout", "augment.erase", "mix", "optim.ema"} <= set(rows[0])
     assert (out / "tune.png").stat().st_size > 0 and (out / "study.db").exists()
@@ -98,6 +110,13 @@ def test_search_space_gives_valid_recipes():
         cfg = with_overrides(base, params)
         assert not (cfg.augment.mixup and cfg.augment.cutmix)
         assert 0.005 <= cfg.optim.lr <= 0.1 and cfg.optim.ema in (0.0, 0.99, 0.998)
+
+
+def test_recipes_outside_the_space_get_no_baseline():
+    assert recipe_params(load_config(overrides={"augment.brightness": 0.1, "augment.contrast": 0.3})) is None
+    assert recipe_params(load_config(overrides={"optim.ema": 0.999})) is None
+    params = recipe_params(load_config(overrides={"augment.cutmix": 0.5}))
+    assert params is not None and params["mix"] == "cutmix" and params["mix_alpha"] == 0.5
 
 
 def test_bad_settings_are_config_errors(tmp_path: Path):

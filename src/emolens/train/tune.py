@@ -85,7 +85,7 @@ def suggest(trial: Any) -> dict[str, Any]:
         "optim.lr": trial.suggest_float("optim.lr", 0.005, 0.1, log=True),
         "optim.weight_decay": trial.suggest_float("optim.weight_decay", 1e-5, 2e-3, log=True),
         "optim.label_smoothing": trial.suggest_float("optim.label_smoothing", 0.0, 0.2),
-        "optim.ema": trial.suggest_categorical("optim.ema", [0.0, 0.99, 0.998]),
+        "optim.ema": trial.suggest_categorical("optim.ema", list(EMA_CHOICES)),
         "model.dropout": trial.suggest_float("model.dropout", 0.0, 0.5),
         "augment.rotate_deg": trial.suggest_float("augment.rotate_deg", 0.0, 20.0),
         "augment.scale": trial.suggest_float("augment.scale", 0.0, 0.2),
@@ -96,6 +96,27 @@ def suggest(trial: Any) -> dict[str, Any]:
         "augment.mixup": alpha if mix == "mixup" else 0.0,
         "augment.cutmix": alpha if mix == "cutmix" else 0.0,
     }
+
+
+EMA_CHOICES = (0.0, 0.99, 0.998)
+
+
+def recipe_params(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The search-space point of a recipe (for a baseline trial), or None when the space cannot express it
+    (brightness != contrast, mixup and cutmix both on, an EMA decay outside the choices)."""
+    a, o = cfg.augment, cfg.optim
+    if a.brightness != a.contrast or (a.mixup and a.cutmix) or o.ema not in EMA_CHOICES:
+        return None
+    mix = "mixup" if a.mixup else "cutmix" if a.cutmix else "none"
+    params: dict[str, Any] = {
+        "augment.brightness": a.brightness, "mix": mix, "optim.lr": o.lr, "optim.weight_decay": o.weight_decay,
+        "optim.label_smoothing": o.label_smoothing, "optim.ema": o.ema, "model.dropout": cfg.model.dropout,
+        "augment.rotate_deg": a.rotate_deg, "augment.scale": a.scale, "augment.translate": a.translate,
+        "augment.erase": a.erase,
+    }
+    if mix != "none":
+        params["mix_alpha"] = a.mixup or a.cutmix
+    return params
 
 
 def with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
@@ -149,6 +170,11 @@ def open_study(tc: TuneConfig) -> Any:
     saved = study.user_attrs.get("settings")
     if saved is None:
         study.set_user_attr("settings", settings)
+        baseline = recipe_params(config_from_dict(tc.base))
+        if baseline is not None:  # trial 0: the base recipe itself, the yardstick for every other trial
+            study.enqueue_trial(baseline, user_attrs={"baseline": True})
+        else:
+            log.warning("the base recipe lies outside the search space: no baseline trial")
     elif saved != settings:
         diff = sorted(k for k in settings if saved.get(k) != settings[k])
         raise ConfigError(f"{out} holds a study started with other settings (differs in: {', '.join(diff)}); "
@@ -209,6 +235,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     for t in study.trials:
         row: dict[str, Any] = {
             "trial": t.number,
+            "baseline": bool(t.user_attrs.get("baseline")),  # the base recipe itself
             "state": t.state.name.lower(),
             "val_acc": max(t.intermediate_values.values(), default=math.nan),  # best epoch, pruned or not
             "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
