@@ -144,3 +144,11 @@ def test_percentile_is_mid_rank() -> None:
     assert percentile(0.5, [0.1, 0.5, 0.9, 1.0]) == pytest.approx(37.5)
     assert percentile(2.0, [1.0]) == 100.0 and percentile(0.0, [1.0]) == 0.0
     assert percentile(0.5, []) is None and percentile(float("nan"), [1.0]) is None
+
+
+def test_reading_commands_never_create_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "none.sqlite"
+    assert main(["norms", "list", "--db", str(db)]) == 0
+    assert main(["norms", "remove", "--campaign", "x", "--db", str(db)]) == 0
+    assert main(["norms", "export", str(tmp_path / "out.csv"), "--db", str(db)]) == 2
+    assert "no norms store" in capsys.readouterr().err and not db.exists()

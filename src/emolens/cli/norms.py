@@ -27,6 +27,15 @@ def _path(db: Path | None) -> Path:
     return db if db is not None else default_path()
 
 
+def _existing(db: Path | None) -> Path | None:
+    """The store's path when the file exists (reading commands never create one), else None."""
+    path = _path(db)
+    if path.exists():
+        return path
+    typer.echo(f"no norms store at {path} yet (campaign analyze creates it)", err=True)
+    return None
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``norms`` command group to ``app``."""
     group = typer.Typer(help="Norms: KPIs of earlier ads, per model, for percentiles in campaign reports.",
@@ -41,7 +50,10 @@ def register(app: typer.Typer) -> None:
 
         from ..campaign.norms import NormsStore
 
-        with NormsStore.open(_path(db)) as store:
+        path = _existing(db)
+        if path is None:
+            return
+        with NormsStore.open(path) as store:
             rows = store.rows(model)
         table = Table(title=f"{len(rows)} ad(s) in {_path(db)}")
         for col in ("campaign", "ad", "analysed", "model id", "viewers", *_SHOWN):
@@ -58,7 +70,10 @@ def register(app: typer.Typer) -> None:
 
         if out.suffix.lower() not in (".csv", ".json"):
             raise InvalidInput(f"{out}: give a .csv or .json file to export to")
-        with NormsStore.open(_path(db)) as store:
+        path = _existing(db)
+        if path is None:
+            raise InvalidInput(f"nothing to export: no norms store at {_path(db)}")
+        with NormsStore.open(path) as store:
             n = store.export(out)
         typer.echo(f"exported {n} ad(s) to {out}")
 
@@ -82,7 +97,11 @@ def register(app: typer.Typer) -> None:
         """Remove a campaign's ads (or one ad) from the norms."""
         from ..campaign.norms import NormsStore
 
-        with NormsStore.open(_path(db)) as store:
+        path = _existing(db)
+        if path is None:
+            typer.echo("removed 0 ad(s)")
+            return
+        with NormsStore.open(path) as store:
             n = store.remove(campaign, ad, model)
         typer.echo(f"removed {n} ad(s)")
 
