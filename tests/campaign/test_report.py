@@ -212,3 +212,16 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
         write_report({"campaign": "x"}, pd.DataFrame(), tmp_path)
     with pytest.raises(InvalidInput, match="n_viewers"):
         write_report({"ads": []}, make_series({"a": 2}).drop(columns=["n_viewers"]), tmp_path)
+
+
+def test_ranking_states_each_direction_and_role(campaign: tuple[dict[str, Any], pd.DataFrame, Path]) -> None:
+    summary, series, out = campaign
+    rows = [{"rank": None, "ad": "alpha", "value": 0.3, "n": 4},
+            {"rank": None, "ad": "beta & co", "value": 0.2, "n": 4}]
+    summary["ranking"] += [{"kpi": "neutral_share", "rows": rows},
+                           {"kpi": "face_found_rate", "rows": [dict(r, rank=1) for r in rows]}]
+    html = render_report(summary, series, out)
+    block = html[html.index('id="ranking"'):]
+    assert "Neutral share<br><span class=\"muted\">no better direction, never a win" in block
+    assert "Face found<br><span class=\"muted\">higher is better, never a win" in block
+    assert "Valence index<br><span class=\"muted\">higher is better</span>" in block

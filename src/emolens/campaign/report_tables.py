@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from .report_svg import ci_bar, finite
-from .verdict import role_of
+from .verdict import DIRECTION_TEXT, role_of
 
 DASH = "—"
 
@@ -129,7 +129,8 @@ def ranking_table(ranking: object) -> str:
     for entry in rows_of(ranking):
         kpi = str(entry.get("kpi", ""))
         lo, hi = KPI_RANGE.get(kpi_kind(kpi), (0.0, 1.0))
-        better = "higher is better" if entry.get("higher_is_better", True) else "lower is better"
+        role, direction = role_of(kpi)
+        better = DIRECTION_TEXT[direction] + ("" if role == "outcome" else ", never a win")
         ranked = sorted(rows_of(entry.get("rows")), key=lambda r: finite(r.get("rank")) or 1e9)
         for i, r in enumerate(ranked):
             first = (f'<th scope="rowgroup" rowspan="{len(ranked)}">{esc(kpi_name(kpi))}'
