@@ -5,8 +5,9 @@
 
 A manifest (YAML or CSV, :mod:`.manifest`) lists the ads and the viewer recordings; every recording
 is analysed once and cached (:mod:`.recording`), checked (:mod:`.qc`), turned into per-second
-series in ad time (:mod:`.series`), KPIs with bootstrap CIs (:mod:`.kpis`, :mod:`.stats`) and
-comparisons between ads and segments (:mod:`.compare`); :mod:`.outputs` writes the files.
+series in ad time (:mod:`.series`, attention: :mod:`.attention`), KPIs with bootstrap CIs
+(:mod:`.kpis`, :mod:`.stats`), comparisons between ads and segments (:mod:`.compare`), one verdict
+(:mod:`.verdict`) and percentiles among earlier ads (:mod:`.norms`); :mod:`.outputs` writes the files.
 Definitions and file formats: ``docs/campaigns.md``. No torch is imported here.
 Names are imported lazily so ``import emolens.campaign`` stays cheap.
 """

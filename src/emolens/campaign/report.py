@@ -1,11 +1,15 @@
 """The campaign report: one self-contained ``report.html`` a marketer can open offline.
 
 :func:`write_report` turns ``summary.json`` (as a mapping) and ``series.csv`` (as a DataFrame) into a
-page with the verdict ("which ad worked better"), per-ad KPI cards with 95% CIs, per-second emotion
-curves with 95% bands (inline SVG, :mod:`.report_svg`), key-moment thumbnails (the JPEGs under
-``out_dir/thumbs/`` embedded as data URIs), photo-test distributions, and the ranking, comparison,
-segment and QC tables (:mod:`.report_tables`). CSS and a small script (legend toggles) are inlined
-from ``report_assets/``; a Content-Security-Policy forbids any network access. Every user string
+page with the verdict (the sentence of :func:`emolens.campaign.verdict.decide`, as the CLI prints it),
+what the model is worth (:mod:`.report_model`), and per ad: notes in plain words, KPI cards (direction,
+95% CI, percentile among the norms), the valence curve with its key moments and the ad's filmstrip and
+the attention chart (:mod:`.report_timeline`), per-second emotion curves with 95% bands (inline SVG,
+:mod:`.report_svg`), key-moment thumbnails (the JPEGs under ``out_dir/thumbs/`` embedded as data URIs),
+a per-viewer drill-down (:mod:`.report_viewers`), photo-test distributions; then the ranking,
+comparison, segment and QC tables (:mod:`.report_tables`) and links to the data files. CSS and a
+small script (legend toggles) are inlined from ``report_assets/``; a Content-Security-Policy forbids
+any network access (only the annotated viewer videos next to the report may load). Every user string
 (ad, viewer, attribute names from the manifest) is escaped; missing values show as ``—``.
 """
 
@@ -37,7 +41,6 @@ from .report_timeline import file_link
 from .verdict import DIRECTION_TEXT, MIN_VIEWERS, ROLE_TEXT, decide
 
 SERIES_COLUMNS = ("ad", "second", "emotion", "mean", "ci_low", "ci_high", "share_expressing", "n_viewers")
-PRIMARY_KPIS = ("valence_index", "positive_share", "expressiveness")
 ASSETS = Path(__file__).with_name("report_assets")
 CSP = ("default-src 'none'; img-src data:; media-src 'self'; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'")

@@ -6,7 +6,7 @@ Everything is drawn from ``timeline.csv`` (:mod:`.attention`) and the ad's entry
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,9 @@ import pandas as pd
 
 from .report_svg import Curve, Mark, color_of, curve_chart, filmstrip, finite
 from .report_tables import esc, mapping_of, rows_of
+
+DataUri = Callable[[Path], str | None]
+"""Reads an image file into a ``data:`` URI (None when it cannot)."""
 
 
 def file_link(name: str) -> str:
@@ -40,7 +43,7 @@ def moment_text(m: Mapping[str, Any]) -> str:
     return f"second {esc(m.get('second'))}: {what} {esc(emotion)} ({value})"
 
 
-def _frames(ad: Mapping[str, Any], out_dir: Path, data_uri: Any) -> list[tuple[float, str]]:
+def _frames(ad: Mapping[str, Any], out_dir: Path, data_uri: DataUri) -> list[tuple[float, str]]:
     root = out_dir.resolve()
     out = []
     for f in rows_of(ad.get("filmstrip")):
@@ -54,7 +57,7 @@ def _frames(ad: Mapping[str, Any], out_dir: Path, data_uri: Any) -> list[tuple[f
     return out
 
 
-def valence_chart(ad: Mapping[str, Any], timeline: pd.DataFrame, out_dir: Path, data_uri: Any) -> str:
+def valence_chart(ad: Mapping[str, Any], timeline: pd.DataFrame, out_dir: Path, data_uri: DataUri) -> str:
     """The valence curve with its 95% band, the valence key moments ringed, and the filmstrip."""
     if not len(timeline) or not any(v is not None for v in _col(timeline, "valence")):
         return ""
