@@ -30,6 +30,7 @@ import pytest
 
 from emolens.api.app import create_app
 from emolens.studies.media import last_frame_time
+from emolens.studies.store import StudyStore
 from tests.browser import CHROME_FLAGS, missing
 
 from .conftest import make_settings
@@ -294,6 +295,22 @@ def test_two_viewers_in_the_browser_fill_the_report(server: str, jobs_dir: Path,
     report = httpx.get(server + got["report"]["url"], timeout=30)
     assert report.status_code == 200 and "spot_b" in report.text
     assert all(s["analysis"]["state"] == "succeeded" for s in got["sessions"])
+    # the page's timing: each ad played once to its end, in order, its stretches of recording as long
+    # as the ad time they cover, all inside the recording
+    store = StudyStore(jobs_dir / "studies")
+    try:
+        sessions = store.sessions(study["id"])
+    finally:
+        store.close()
+    for session in sessions:
+        assert [t["completed"] for t in session.timing] == [True, True]
+        assert [t["ad_id"] for t in session.timing] == list(session.ad_order)
+        end = last_frame_time(jobs_dir / "studies" / study["id"] / "sessions" / f"{session.id}.webm")[0]
+        for t in session.timing:
+            played = sum(b - a for _, _, a, b in t["segments"])
+            wall = sum(b - a for a, b, _, _ in t["segments"])
+            assert played == pytest.approx(AD_SECONDS, abs=0.25) and wall == pytest.approx(played, abs=0.3)
+            assert t["segments"][0][0] >= 0 and t["segments"][-1][1] <= end + 0.5
     # the study keeps its recordings: they are the browser's own MediaRecorder WebM files, whose
     # container gives no frame count or duration; the study measured them by their frames
     webms = sorted((jobs_dir / "studies" / study["id"] / "sessions").glob("*.webm"))
