@@ -147,7 +147,7 @@ def _header(summary: Mapping[str, Any]) -> str:
     return (f'<header><p class="kicker">Campaign report</p><h1>{esc(summary.get("campaign", "campaign"))}</h1>'
             f'<dl class="facts">{fact_html}</dl>'
             f'<details><summary>Settings</summary><dl class="facts">{set_html}</dl></details>'
-            f'<details open><summary>Definitions of the measures</summary><dl class="defs">{def_html}</dl>'
+            f'<details><summary>Definitions of the measures</summary><dl class="defs">{def_html}</dl>'
             f'<p class="muted">95% CIs are bootstrap intervals over viewers; groups of fewer than {MIN_VIEWERS} '
             f"viewers get none.</p></details></header>")
 

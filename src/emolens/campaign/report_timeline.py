@@ -110,8 +110,11 @@ def notes(ad: Mapping[str, Any], timeline: pd.DataFrame, norms: Mapping[str, Any
            if v is not None] if len(timeline) else []
     if val:
         hi, lo = max(val, key=lambda x: x[1]), min(val, key=lambda x: x[1])
-        out.append(f"Viewers felt best at second {hi[0]} (valence {hi[1]:+.2f}) and worst at second {lo[0]} "
-                   f"({lo[1]:+.2f}).")
+        if hi[1] - lo[1] < 0.05:
+            out.append(f"Valence stayed level through the ad, at about {hi[1]:+.2f}.")
+        else:
+            out.append(f"Viewers felt best at second {hi[0]} (valence {hi[1]:+.2f}) and worst at second {lo[0]} "
+                       f"({lo[1]:+.2f}).")
     if ad.get("attention_available") and len(timeline):
         first = finite(mapping_of(mapping_of(ad.get("kpis")).get("attention_first3s")).get("value"))
         if first is not None:

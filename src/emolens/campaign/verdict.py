@@ -188,7 +188,8 @@ def _text(primary: Mapping[str, Any] | None, kpis: Sequence[Mapping[str, Any]], 
                 f"at the {level} level ({shown}; {why}).")
     others = [k for k in kpis if k["kpi"] != PRIMARY_KPI and k["result"] == "better"]
     if others:
-        text += " Also significant: " + "; ".join(f"{k['winner']} on {k['kpi']} ({DIRECTION_TEXT[k['direction']]})"
+        text += " Also significant: " + "; ".join(f"{k['winner']} on {k['kpi'].replace('_', ' ')} "
+                                                   f"({DIRECTION_TEXT[k['direction']]})"
                                                    for k in others) + "."
     return text
 
