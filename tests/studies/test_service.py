@@ -239,3 +239,14 @@ def test_delete_removes_the_study_and_its_files(world: Any) -> None:
     with pytest.raises(StudyNotFound):
         service.get(study.id)
     assert not runner.store.job_dir(job.id).exists()
+
+
+def test_an_unusable_study_folder_is_a_named_error_without_its_path(tmp_path: Path) -> None:
+    from emolens.jobs.models import JobStoreError
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the studies folder should be")
+    service = StudyService(blocker / "studies", StudySettings(), lambda: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(JobStoreError) as err:
+        service.create_study("x")
+    assert str(tmp_path) not in str(err.value) and "unavailable" in str(err.value)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EmolensError, InvalidInput, MediaTooLarge, UnsupportedMedia
-from ..jobs.models import JobRecord
+from ..jobs.models import JobRecord, JobStoreError
 from ..jobs.runner import JobContext, JobKind, JobRunner
 from .analysis import STUDY_KIND, study_kind
 from .media import AD_SUFFIXES, video_facts
@@ -48,9 +48,14 @@ class StudyService:
 
     @property
     def store(self) -> StudyStore:
+        """The study store, opened on first use; a :class:`JobStoreError` naming no server path if it cannot be."""
         with self._lock:
             if self._store is None:
-                self._store = StudyStore(self.root)
+                try:
+                    self._store = StudyStore(self.root)
+                except JobStoreError as err:
+                    log.error("studies are unavailable: %s", err)
+                    raise JobStoreError("the study store of this server is unavailable (see the server log)") from None
             return self._store
 
     def close(self) -> None:
