@@ -100,3 +100,23 @@ def test_a_refused_campaign_shows_the_named_error(server: str, tmp_path: Path) -
         card = finished_job(drv, 1)
         assert card.get_attribute("data-status") == "error"
         assert "missing.webm" in card.find_element(By.CSS_SELECTOR, ".error-message").text
+
+
+def test_a_bad_ad_is_refused_by_name_and_the_study_keeps_the_good_one(server: str, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    notes = tmp_path / "notes.webm"
+    notes.write_text("meeting notes, not a video")
+    with chromium_driver(tmp_path / "profile") as drv:
+        drv.get(server + "/studies")
+        WebDriverWait(drv, 60).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
+        drv.find_element(By.ID, "new-study").click()
+        drv.find_element(By.ID, "f-name").send_keys("Winter")
+        drv.find_element(By.ID, "f-ads").send_keys(f"{notes}\n{WEBM}")
+        drv.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]").click()
+        WebDriverWait(drv, WAIT_S).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#d-ads tr")) == 2)
+        errors = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#create-status .error-message")]
+        assert len(errors) == 1 and "notes.webm" in errors[0] and "UnsupportedMedia" in errors[0]
+        assert "mediarecorder_vp8" in drv.find_element(By.ID, "d-ads").text
+        assert drv.find_element(By.ID, "d-link").get_attribute("value").startswith(server + "/watch/")
