@@ -2,18 +2,30 @@
 
     .venv/bin/python bench/api_load.py                      # 8 clients for 30 s, a real 640x480 photo
     .venv/bin/python bench/api_load.py -c 4 -d 10 --threads 2 --workers 1 --json out.json
+    .venv/bin/python bench/api_load.py -c 4 -d 20 --memory-cap-mb 1536 --uploads 4 --upload-parts 300
 
 The server runs as a child process on 127.0.0.1 (a free port) and is stopped at the end; the load
 is bounded by ``--duration`` and stops by itself. Prints requests/s, latency percentiles and the
 count of every status code and client error.
+
+Memory: the server runs under a cap (``--memory-cap-mb``, RLIMIT_DATA: its heap and private
+mappings; 0 = none) and its resident memory (VmRSS of the server and its children) is sampled every
+0.1 s: idle after startup, peak under load, and after the load. ``--uploads N`` adds N clients that
+send campaign uploads of ``--upload-parts`` parts of 1 MB each (streamed, never built in the
+client's memory) during the image load, half of them without the API key (the server has one: 401
+before the body is read), half with it (each part streamed to disk by the server, the manifest then
+refused, so no job runs). A server that holds uploads in memory passes the cap and fails (errors,
+or the process dies); one that streams stays flat.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -67,6 +79,10 @@ def test_image(path: Path | None, size: tuple[int, int] = (640, 480)) -> tuple[b
     return buf.getvalue(), name
 
 
+BENCH_KEY = "bench-key"
+PART_BYTES = 1 << 20
+
+
 def start_server(port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "emolens", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", str(args.workers), "--log-level", "warning"]
@@ -75,7 +91,90 @@ def start_server(port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]
     if args.model:
         cmd += ["--model", args.model]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMOLENS_API_KEY")}
-    return subprocess.Popen(cmd, env=env, start_new_session=True)
+    if args.uploads:
+        env["EMOLENS_API_KEY"] = BENCH_KEY
+        env["EMOLENS_JOBS_DIR"] = str(args.jobs_dir)
+    cap = args.memory_cap_mb * 1024 * 1024
+
+    def limit() -> None:  # in the child, before exec: the server and its workers live under the cap
+        if cap > 0:
+            resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+
+    return subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=limit)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and its children (VmRSS from /proc; 0 once gone)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out + [g for c in out for g in _children(c)]
+
+
+class RssSampler:
+    """Samples the server's resident memory every ``every_s`` in a thread; ``peak`` and ``last``."""
+
+    def __init__(self, pid: int, every_s: float = 0.1) -> None:
+        self.pid, self.every_s = pid, every_s
+        self.peak = self.last = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.last = rss_bytes(self.pid)
+            self.peak = max(self.peak, self.last)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def upload_body(parts: int, boundary: str) -> Any:
+    """A campaign upload, generated part by part: a manifest naming a missing file, then ``parts``
+    parts of 1 MB (the server streams them to disk, then refuses the manifest: no job runs)."""
+    yield (f'--{boundary}\r\nContent-Disposition: form-data; name="manifest"; filename="c.yaml"\r\n\r\n'
+           "ads: [{name: A, duration_s: 5}]\nrecordings: [{viewer: v, ad: A, recording: missing.mp4}]\n\r\n").encode()
+    block = b"\x00" * PART_BYTES
+    for i in range(parts):
+        yield (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="r/{i}.bin"\r\n'
+               "Content-Type: application/octet-stream\r\n\r\n").encode()
+        yield block
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode()
+
+
+def upload_loop(base: str, parts: int, with_key: bool, deadline: float, rec: Recorder) -> None:
+    boundary = "benchBOUNDARY7d1e"
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    if with_key:
+        headers["X-API-Key"] = BENCH_KEY
+    with httpx.Client(base_url=base, timeout=120) as client:
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            try:
+                r = client.post("/v1/campaigns", content=upload_body(parts, boundary), headers=headers)
+                outcome = f"upload {r.status_code}"
+            except httpx.HTTPError as e:
+                outcome = f"upload {type(e).__name__}"
+            rec.add(time.perf_counter() - t0, outcome, None)
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
@@ -120,8 +219,8 @@ class Recorder:
                 self.faces[faces] += 1
 
 
-def client_loop(base: str, image: bytes, deadline: float, rec: Recorder) -> None:
-    with httpx.Client(base_url=base, timeout=60) as client:
+def client_loop(base: str, image: bytes, deadline: float, rec: Recorder, key: str | None = None) -> None:
+    with httpx.Client(base_url=base, timeout=60, headers={"X-API-Key": key} if key else {}) as client:
         while time.monotonic() < deadline:
             t0 = time.perf_counter()
             faces = None
@@ -135,18 +234,23 @@ def client_loop(base: str, image: bytes, deadline: float, rec: Recorder) -> None
             rec.add(time.perf_counter() - t0, outcome, faces)
 
 
-def run_load(base: str, image: bytes, concurrency: int, duration: float) -> tuple[Recorder, float]:
-    rec = Recorder()
+def run_load(base: str, image: bytes, concurrency: int, duration: float, uploads: int = 0,
+             parts: int = 0) -> tuple[Recorder, Recorder, float]:
+    rec, up = Recorder(), Recorder()
     start = time.monotonic()
     deadline = start + duration
+    key = BENCH_KEY if uploads else None
     threads = [
-        threading.Thread(target=client_loop, args=(base, image, deadline, rec), daemon=True) for _ in range(concurrency)
+        threading.Thread(target=client_loop, args=(base, image, deadline, rec, key), daemon=True)
+        for _ in range(concurrency)
     ]
+    threads += [threading.Thread(target=upload_loop, args=(base, parts, i % 2 == 1, deadline, up), daemon=True)
+                for i in range(uploads)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return rec, time.monotonic() - start
+    return rec, up, time.monotonic() - start
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -198,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
     p.add_argument("--startup-timeout", type=float, default=120.0)
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--memory-cap-mb", type=int, default=2048, help="server memory cap, RLIMIT_DATA (0: none)")
+    p.add_argument("--uploads", type=int, default=0, help="clients sending 1-MB-part campaign uploads meanwhile")
+    p.add_argument("--upload-parts", type=int, default=200, help="parts per campaign upload (1 MB each)")
+    p.add_argument("--settle", type=float, default=5.0, help="seconds idle after the load before the last RSS")
     args = p.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or args.duration > 3600:
         p.error("need --concurrency >= 1 and 0 < --duration <= 3600")
@@ -205,18 +313,39 @@ def main(argv: list[str] | None = None) -> int:
     args.image_bytes = len(image)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_server(port, args)
-    try:
-        info = wait_ready(base, proc, args.startup_timeout)
-        if args.warmup > 0:
-            run_load(base, image, args.concurrency, args.warmup)
-        rec, elapsed = run_load(base, image, args.concurrency, args.duration)
-    finally:
-        stop_server(proc)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="emolens-load-jobs-") as jobs_dir:
+        args.jobs_dir = Path(jobs_dir)
+        proc = start_server(port, args)
+        try:
+            info = wait_ready(base, proc, args.startup_timeout)
+            idle = rss_bytes(proc.pid)
+            if args.warmup > 0:
+                run_load(base, image, args.concurrency, args.warmup)
+            with RssSampler(proc.pid) as sampler:
+                rec, up, elapsed = run_load(base, image, args.concurrency, args.duration, args.uploads,
+                                            args.upload_parts)
+            time.sleep(args.settle)
+            after = rss_bytes(proc.pid)
+            alive = proc.poll() is None
+        finally:
+            stop_server(proc)
     out = report(rec, elapsed, args, info)
+    mb = 1024 * 1024
+    out["memory"] = {"cap_mb": args.memory_cap_mb, "idle_rss_mb": round(idle / mb, 1),
+                     "peak_rss_mb": round(sampler.peak / mb, 1), "after_rss_mb": round(after / mb, 1),
+                     "server_alive": alive}
+    out["uploads"] = {"clients": args.uploads, "parts": args.upload_parts, "sent": len(up.latencies),
+                      "statuses": dict(up.statuses)}
+    m = out["memory"]
+    print(f"server RSS (cap {args.memory_cap_mb} MB): idle {m['idle_rss_mb']} MB, peak under load "
+          f"{m['peak_rss_mb']} MB, {args.settle:g} s after {m['after_rss_mb']} MB; alive at the end: {alive}")
+    if args.uploads:
+        print(f"campaign uploads of {args.upload_parts} x 1 MB: {len(up.latencies)} sent, {dict(up.statuses)}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
-    return 0 if out["errors"] == 0 else 1
+    return 0 if out["errors"] == 0 and alive else 1
 
 
 if __name__ == "__main__":
