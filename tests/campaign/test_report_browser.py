@@ -128,11 +128,12 @@ def test_full_report_draws_valence_attention_and_filmstrip(driver: Any, tmp_path
     viewer.find_element(By.TAG_NAME, "summary").click()
     assert viewer.find_element(By.CSS_SELECTOR, "svg.chart").is_displayed()
     video = viewer.find_element(By.CSS_SELECTOR, "video.viewer-video")  # the annotated H.264 recording plays
+    assert video.get_attribute("preload") == "none"  # nothing loads before it is asked for
     state = driver.execute_async_script(
         "var v = arguments[0], done = arguments[arguments.length - 1];"
         "function report() { done([v.readyState, v.videoWidth, v.error && v.error.code]); }"
         "if (v.readyState >= 2) { report(); } else { v.addEventListener('loadeddata', report);"
-        " v.addEventListener('error', report); v.load(); setTimeout(report, 20000); }", video)
+        " v.addEventListener('error', report); v.play(); setTimeout(report, 20000); }", video)
     assert state[2] is None and state[0] >= 2 and state[1] > 0, state
     assert severe(driver) == []
     png = tmp_path / "report.png"

@@ -29,7 +29,7 @@ def _valence(rows: pd.DataFrame, labels: Sequence[str]) -> list[float | None]:
 def _video(rel: object) -> str:
     if not isinstance(rel, str) or not rel.startswith("videos/") or ".." in rel:
         return ""
-    return (f'<video class="viewer-video" controls muted preload="metadata" src="{esc(rel)}" '
+    return (f'<video class="viewer-video" controls muted preload="none" src="{esc(rel)}" '
             f'title="annotated recording">{file_link(rel)}</video>')
 
 
