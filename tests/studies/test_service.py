@@ -250,3 +250,17 @@ def test_an_unusable_study_folder_is_a_named_error_without_its_path(tmp_path: Pa
     with pytest.raises(JobStoreError) as err:
         service.create_study("x")
     assert str(tmp_path) not in str(err.value) and "unavailable" in str(err.value)
+
+
+def test_an_ad_that_did_not_play_to_its_end_is_excluded_with_the_reason(world: Any) -> None:
+    service, runner, _ = world
+    study = study_with_ads(service)
+    _, s = service.open_session(study.token, {"segment": "35+"})
+    upload_all(service, study.token, s.id, WEBM.read_bytes())
+    timing = timing_for(s, study)
+    timing[1]["completed"] = False
+    job = wait_job(runner, service.finish(study.token, s.id, timing, None).job_id)
+    qc = {q["ad"]: q for q in job.result["summary"]["qc"]}
+    assert qc[study.ad(s.ad_order[0]).name]["status"] == "kept"
+    second = qc[study.ad(s.ad_order[1]).name]
+    assert second["status"] == "excluded" and "did not play to its end" in second["reason"]

@@ -75,7 +75,7 @@ def _ad_result(store: StudyStore, study: Study, session: Session, timing: AdTimi
     name = ad.name if ad is not None else timing.ad_id
     error: str | None = None
     if not timing.completed:
-        error = f"the viewer left before ad {name!r} ended"
+        error = f"ad {name!r} did not play to its end (the browser stopped it or could not play it)"
     elif recording_end < 0:
         error = "the recording has no frame that can be decoded (damaged or empty upload)"
     elif timing.rec_end > recording_end + END_SLACK_S:

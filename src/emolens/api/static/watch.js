@@ -292,7 +292,8 @@
     $("upload-progress").value = 1;
     const r = await fetch(`${api}/sessions/${encodeURIComponent(s.session)}/finish`, {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ timing: s.timing, mime: s.mime || null }),
+      // an ad that never played (the browser could not play it) has no stretch: leave it out
+      body: JSON.stringify({ timing: s.timing.filter((t) => t.segments.length), mime: s.mime || null }),
     }).catch((err) => ({ ok: false, status: 0, json: async () => ({ error: { message: err.message } }) }));
     if (!r.ok) return end("error", "The recording could not be completed", await errorText(r));
     s.finished = true;
