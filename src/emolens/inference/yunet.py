@@ -21,10 +21,10 @@ from typing import ClassVar
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
-from ..errors import InvalidInput, ModelFormatError
+from ..errors import InvalidInput
 from .detect import Detection, calibrate_box, register_detector
+from .onnx_model import _open_session
 
 STRIDES = (8, 16, 32)
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -54,7 +54,8 @@ class YuNetDetector:
     at most this before detection (speed; faces then need >= ~12 px at that scale; 0 = never).
     ``threads``: ONNX Runtime intra-op threads (0 = its default). Raises
     :class:`~emolens.errors.InvalidInput` for settings out of range and
-    :class:`~emolens.errors.ModelFormatError` when the model file cannot be loaded.
+    :class:`~emolens.errors.ModelFormatError` when the model file cannot be loaded (the same session
+    settings and errors as the emotion and keypoint models).
     """
 
     # raw YuNet box -> common (dlib) convention, fitted on the 43 boxes of the dlib XML files
@@ -76,17 +77,8 @@ class YuNetDetector:
             raise InvalidInput("yunet needs max_side >= 0 and threads >= 0")
         self.name = "yunet"
         self.score_threshold, self.nms_threshold, self.max_side = score_threshold, nms_threshold, max_side
-        opts = ort.SessionOptions()
-        if threads > 0:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
         file = Path(path) if path is not None else model_path()
-        try:
-            self._session = ort.InferenceSession(
-                str(file), opts, providers=list(providers) if providers else ["CPUExecutionProvider"]
-            )
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelFormatError(f"cannot load the YuNet face detector {file}: {e}") from e
+        self._session = _open_session(file, threads, providers, optimize=True)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()]
 
