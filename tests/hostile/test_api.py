@@ -284,3 +284,22 @@ def test_a_video_with_unreadable_frames_is_partial_not_succeeded(server: Any, tm
     else:
         assert job["state"] == "succeeded" and job["warnings"] == []
     s.alive()
+
+
+def test_a_campaign_with_an_unreadable_recording_is_partial(tmp_path: Path) -> None:
+    broken = fake_analyser()
+    broken.broken = {"v2.mp4"}
+    config = make_settings(jobs_dir=tmp_path / "jobs")
+    app = create_app(config, analyzer_factory=FakeFactory())
+    app.state.jobs = JobService(config, app.state.engine, campaign_analyser=lambda _s: broken)
+    s = Server.__new__(Server)
+    s.app, s.read, s.client = app, 0, TestClient(app)
+    with s.client:
+        job = s.wait(s.upload(manifest_text()).json()["job_id"])
+        assert job["state"] == "partial", job
+        (warning,) = job["warnings"]
+        assert "'v2'" in warning and "could not be analysed" in warning
+        result = s.client.get(f"/v1/jobs/{job['job_id']}/result").json()
+        assert result["warnings"] == job["warnings"] and result["state"] == "partial"
+        assert s.client.get(f"/v1/campaigns/{job['job_id']}/report").status_code == 200
+        s.alive()

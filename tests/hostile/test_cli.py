@@ -249,3 +249,26 @@ def test_no_cli_hang_or_traceback_on_a_manifest_bomb(tmp_path: Path) -> None:
     for name in ("bomb.yaml", "deep.yaml"):
         done = run_cli("campaign", "analyze", tmp_path / name, "--out", tmp_path / "out", timeout=120)
         assert done.returncode == 2 and len(done.stderr) < 5000, done.stderr
+
+
+def test_a_truncated_video_is_a_partial_result_with_exit_8(tmp_path: Path) -> None:
+    import json
+
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        writer.write((rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    writer.release()
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * 0.4)])  # the header still announces 40 frames
+    done = run_cli("video", cut, "--format", "json", "--no-progress", "--out", tmp_path / "out", timeout=300)
+    assert done.returncode == PARTIAL_EXIT_CODE, done.stderr
+    body = json.loads(done.stdout)
+    assert body["warnings"] and "never came" in body["warnings"][0] and "partial:" in done.stderr
+    assert (tmp_path / "out" / "frames.csv").is_file()  # the outputs of what was read are written
+    whole = run_cli("video", clip, "--format", "json", "--no-progress", timeout=300)
+    assert whole.returncode == 0 and json.loads(whole.stdout)["warnings"] == []

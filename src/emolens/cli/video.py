@@ -7,7 +7,9 @@ optional annotated H.264 MP4), probabilities smoothed by default (:data:`DEFAULT
 shows a live window when a display exists (otherwise prints a summary line every few
 seconds on stderr) with a progress bar, and ends with a table of the tracks (or JSON). Ctrl-C
 stops cleanly: everything analysed so far is written and summarised, and the exit code is 130.
-A file that cannot be read fails before any frame (exit code 3). torch is never imported here.
+A file that cannot be read fails before any frame (exit code 3); one whose frames do not all decode
+(or that ends before the frames it announced) is a partial result: outputs written, ``warnings`` in
+the JSON, exit code 8. torch is never imported here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..errors import InvalidInput
+from ..partial import PARTIAL_EXIT_CODE, video_warnings
 from ..video.smoothing import half_life_s
 
 DEFAULT_SMOOTHING = 0.95
@@ -207,8 +210,12 @@ def register(app: typer.Typer) -> None:
                                   jsonl=fmt is VideoFormat.jsonl)
         tracks, body = _outcome(stream, recorder, built)
         body["interrupted"] = interrupted
+        body["warnings"] = video_warnings(stream.progress)  # frames missing: a partial result (exit 8)
         _print_result(fmt, tracks, body)
         typer.echo(_final_line(stream, len(tracks), out), err=True)
         if interrupted:
             typer.echo("interrupted: results so far are written", err=True)
             raise typer.Exit(130)
+        if body["warnings"]:
+            typer.echo("partial: " + "; ".join(body["warnings"]), err=True)
+            raise typer.Exit(PARTIAL_EXIT_CODE)

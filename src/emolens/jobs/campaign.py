@@ -15,7 +15,8 @@ identity: re-submitting a campaign with one more viewer analyses only that viewe
 never leave the job: the result, ``summary.json``, ``qc.csv`` and ``report.html`` name files
 relative to the manifest, error messages relative to the root (what the client sent: the upload's
 file names, or paths under the data root); any server path left is rewritten before it is stored.
-The job's work folder (uploads, scratch) is deleted when it ends.
+The job's work folder (uploads, scratch) is deleted when it ends. A recording that could not be
+analysed is excluded (QC) and named in the job's warnings: the job ends ``partial``, not ``succeeded``.
 
 Job params (JSON): ``source`` (``upload`` | ``data_root``), ``manifest`` (the client's name for
 it), ``campaign``, ``recordings``, ``ads``, ``options`` (:class:`CampaignSettings` fields), and the
@@ -371,6 +372,9 @@ def campaign_kind(analyser_for: Callable[[CampaignSettings], RecordingAnalyser],
             summary = _rewrite_outputs(result, ctx.out_dir, clean)
         except EmolensError as err:
             raise _scrubbed(err, clean) from None
+        for row in summary.get("qc") or []:  # a recording that could not be read: the job is partial
+            if str(row.get("reason") or "").startswith("could not be analysed"):
+                ctx.warn(f"recording of viewer {row.get('viewer')!r} for ad {row.get('ad')!r}: {row['reason']}")
         return {"manifest": shown, "campaign": summary.get("campaign"), "recordings": len(manifest.recordings),
                 "analysed": analyser.analysed, "from_cache": analyser.from_cache, "summary": summary}
 
