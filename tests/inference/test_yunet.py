@@ -45,7 +45,7 @@ def test_bad_options_are_named(kw: dict[str, float]) -> None:
 def test_unloadable_model_is_a_model_error(tmp_path: Path) -> None:
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not onnx")
-    with pytest.raises(ModelFormatError, match="broken.onnx"):
+    with pytest.raises(ModelFormatError, match=r"broken\.onnx"):
         YuNetDetector(path=bad)
 
 
