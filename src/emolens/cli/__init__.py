@@ -15,7 +15,21 @@ import sys
 import typer
 
 from ..errors import EmolensError, exit_code_for
-from . import analyze, campaign, data, evaluate, export, keypoints, models, norms, serve, train, tune, video
+from . import (
+    analyze,
+    campaign,
+    data,
+    evaluate,
+    export,
+    export_triton,
+    keypoints,
+    models,
+    norms,
+    serve,
+    train,
+    tune,
+    video,
+)
 
 app = typer.Typer(
     name="emolens",
@@ -25,7 +39,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (data, train, tune, evaluate, export, keypoints, models, analyze, video, campaign, norms, serve):
+for _module in (data, train, tune, evaluate, export, export_triton, keypoints, models, analyze, video, campaign, norms,
+                serve):
     _module.register(app)
 
 
