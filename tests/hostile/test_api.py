@@ -303,3 +303,10 @@ def test_a_campaign_with_an_unreadable_recording_is_partial(tmp_path: Path) -> N
         assert result["warnings"] == job["warnings"] and result["state"] == "partial"
         assert s.client.get(f"/v1/campaigns/{job['job_id']}/report").status_code == 200
         s.alive()
+
+
+@pytest.mark.parametrize("url", ["/v1/videos", "/v1/analyze"])
+def test_single_file_routes_refuse_a_flood_of_small_parts(server: Any, url: str) -> None:
+    s = server()
+    parts = [("file", (f"f{i}.bin", b"x" * 1000, "application/octet-stream")) for i in range(300)]
+    s.error(s.client.post(url, files=parts), 422, "InvalidInput", "Too many files")

@@ -232,6 +232,7 @@ def _links(request: Request, job_id: str) -> JobLinksOut:
         422: _err("Missing or invalid form field."),
         503: _err("Too many jobs are waiting; try again later."),
     },
+    form_limits={"max_files": 1, "max_fields": 16},  # one file: never hundreds of small parts held in memory
 )
 def upload_video(
     request: Request,

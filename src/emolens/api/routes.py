@@ -137,7 +137,8 @@ def _analyze_one(
         return analyzer.analyze(data, source=name, cropped=cropped)
 
 
-@router.post("/analyze", response_model=AnalysisOut, responses=_UPLOAD_ERRORS)
+@router.post("/analyze", response_model=AnalysisOut, responses=_UPLOAD_ERRORS,
+             form_limits={"max_files": 1, "max_fields": 16})
 def analyze(
     file: UploadFile = File(description="An image: JPEG, PNG, BMP, WebP, TIFF, GIF (first frame)."),
     cropped: str | None = _bool_query("The image is one face already cropped: skip detection."),
