@@ -82,11 +82,11 @@ def plot(curves: list[RunCurve], out: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 5))
     for i, c in enumerate(curves):
         color = f"C{i % 10}"
-        ax.plot(c.hours, c.val_acc, color=color, lw=1.5, label=c.label)
+        ax.plot(c.hours, c.val_acc, color=color, lw=1.5, marker=".", label=c.label)
         acc, hours, epoch = c.best
         ax.scatter([hours], [acc], color=color, zorder=3)
-        ax.annotate(f"{acc:.3f} (epoch {epoch})", (hours, acc), textcoords="offset points", xytext=(4, 4),
-                    fontsize=8, color=color)
+        ax.annotate(f"{acc:.3f} (epoch {epoch})", (hours, acc), textcoords="offset points", xytext=(-4, 6),
+                    ha="right", fontsize=8, color=color)
     ax.set_xlabel("CPU-hours of training (2-core machine, wall clock, epochs' time summed)")
     ax.set_ylabel("validation accuracy")
     ax.set_title(title)
