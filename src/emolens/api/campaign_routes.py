@@ -93,17 +93,23 @@ def upload_path(name: str | None) -> str:
     return "/".join(parts)
 
 
-def _check_names(names: list[str], manifest_name: str) -> None:
-    """No duplicate names, no name that is also the folder of another, none equal to the manifest."""
-    seen: set[str] = {manifest_name}
-    for name in names:
-        if name in seen:
+class _Names:
+    """The uploaded file names so far: no duplicate, none equal to the manifest's, none that is also
+    the folder of another (checked as each name arrives, in time linear in the names)."""
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.folders: set[str] = set()
+
+    def add(self, name: str) -> None:
+        parents = {str(p) for p in PurePosixPath(name).parents if str(p) != "."}
+        if name in self.files:
             raise InvalidInput(f"file name {name!r} is given twice (or is the manifest's own name)")
-        seen.add(name)
-    folders = {str(p) for n in names for p in PurePosixPath(n).parents if str(p) != "."}
-    clash = sorted(folders & seen)
-    if clash:
-        raise InvalidInput(f"file name {clash[0]!r} is both a file and a folder of other files")
+        clash = name if name in self.folders else next(iter(sorted(parents & self.files)), None)
+        if clash is not None:
+            raise InvalidInput(f"file name {clash!r} is both a file and a folder of other files")
+        self.files.add(name)
+        self.folders |= parents
 
 
 def _work_dir(service: JobService) -> Path:
@@ -167,7 +173,8 @@ class _Placer:
     def __init__(self, folder: Path, settings: Settings) -> None:
         self.folder, self.settings = folder, settings
         self.manifest: str | None = None
-        self.names: list[str] = []
+        self.names = _Names()
+        self.count = 0
 
     def __call__(self, field_name: str, filename: str, used: int) -> Target:
         total = self.settings.max_campaign_bytes
@@ -182,7 +189,7 @@ class _Placer:
             if not shown.lower().endswith(MANIFEST_SUFFIXES):
                 raise InvalidInput(f"manifest {shown!r}: its name must end with .yaml, .yml or .csv")
             self.manifest = shown
-            _check_names(self.names, shown)
+            self.names.add(shown)
             if budget > MAX_MANIFEST_BYTES:
                 return Target(self.folder / shown, MAX_MANIFEST_BYTES,
                               f"{shown}: the manifest passes the limit of {human_bytes(MAX_MANIFEST_BYTES)}")
@@ -190,11 +197,11 @@ class _Placer:
         if field_name != "files":
             raise InvalidInput(f"unknown file field {field_name[:100]!r}: send `manifest` and `files`")
         most = self.settings.max_campaign_files
-        if len(self.names) >= most:
+        if self.count >= most:
             raise MediaTooLarge(f"more than {most} files uploaded besides the manifest; the limit is {most}")
         name = upload_path(filename)
-        self.names.append(name)
-        _check_names(self.names, self.manifest or "")
+        self.names.add(name)
+        self.count += 1
         return Target(self.folder / name, budget, too_large)
 
 
