@@ -42,6 +42,7 @@ CLIP = "fer_woman2.mp4"
 AD_CLIPS = ("face_recognition_short_hamilton_clip.mp4", "youtubefaces_0492_03_009_bill_gates.avi")
 AD_SECONDS = 2.5
 WAIT_S = 180
+ENDED = ("succeeded", "partial", "failed")
 
 
 def write_y4m(src: Path, dst: Path, seconds: float, fps: int = 10) -> None:
@@ -244,7 +245,7 @@ def wait_report(base: str, study_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + WAIT_S
     while True:
         got: dict[str, Any] = httpx.get(f"{base}/v1/studies/{study_id}", timeout=30).json()
-        jobs_done = all(s["analysis"] and s["analysis"]["state"] in ("succeeded", "failed") for s in got["sessions"])
+        jobs_done = all(s["analysis"] and s["analysis"]["state"] in ENDED for s in got["sessions"])
         if (jobs_done and got["report"]["viewers"] >= 2) or time.monotonic() > deadline:
             return got
         time.sleep(0.5)

@@ -19,6 +19,7 @@ from tests.studies.fakes import WEBM, DecodingFake
 from .conftest import FakeFactory, image_bytes, make_settings
 
 FAST = {"bootstrap": 20, "sample_fps": 5.0}
+ENDED = ("succeeded", "partial", "failed")
 KEY = {"X-API-Key": "sesame"}
 
 
@@ -75,7 +76,7 @@ def wait_analysed(client: TestClient, study_id: str, n: int) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         study: dict[str, Any] = client.get(f"/v1/studies/{study_id}", headers=KEY).json()
-        jobs_done = all(s["analysis"]["state"] in ("succeeded", "failed") for s in study["sessions"] if s["analysis"])
+        jobs_done = all(s["analysis"]["state"] in ENDED for s in study["sessions"] if s["analysis"])
         counted = study["counts"]["analysed"] + study["counts"]["failed"]
         if counted >= n and study["report"]["viewers"] >= n and jobs_done:
             return study
@@ -221,3 +222,35 @@ def test_ads_are_served_to_the_viewer_with_ranges(client: TestClient) -> None:
     assert part.status_code == 206 and part.content == WEBM.read_bytes()[:100]
     assert part.headers["content-type"] == "video/webm"
     assert client.get(f"/v1/watch/{token}/ads/nope").status_code == 404
+
+
+def test_each_api_client_sees_only_its_own_studies(tmp_path: Path) -> None:
+    with make_client(tmp_path, DecodingFake(), api_keys=["alpha", "beta"]) as client:
+        a, b = {"X-API-Key": "alpha"}, {"X-API-Key": "beta"}
+        mine = client.post("/v1/studies", json={"name": "Alpha's", "options": FAST}, headers=a).json()
+        sid = mine["id"]
+        assert [s["id"] for s in client.get("/v1/studies", headers=a).json()["studies"]] == [sid]
+        assert client.get("/v1/studies", headers=b).json()["studies"] == []
+        for method, url in (("GET", f"/v1/studies/{sid}"), ("DELETE", f"/v1/studies/{sid}"),
+                            ("GET", f"/v1/studies/{sid}/report"), ("POST", f"/v1/studies/{sid}/ads?name=x")):
+            r = client.request(method, url, headers=b, content=WEBM.read_bytes() if method == "POST" else None)
+            assert r.status_code == 404 and r.json()["error"]["type"] == "StudyNotFound", (method, url, r.text)
+        assert client.post(f"/v1/studies/{sid}/ads", params={"name": "spot", "filename": "spot.webm"},
+                           content=WEBM.read_bytes(), headers=a).status_code == 201
+        # the study's analysis jobs belong to its client too
+        run_viewer_one_ad(client, token_of(mine))
+        deadline = time.monotonic() + 60
+        while not (jobs := client.get("/v1/jobs", params={"kind": "study"}, headers=a).json()["jobs"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get("/v1/jobs", params={"kind": "study"}, headers=b).json()["jobs"] == []
+        assert client.get(f"/v1/jobs/{jobs[0]['job_id']}", headers=b).status_code == 404
+        assert client.get(f"/v1/jobs/{jobs[0]['job_id']}", headers=a).status_code == 200
+
+
+def run_viewer_one_ad(client: TestClient, token: str) -> None:
+    start = client.post(f"/v1/watch/{token}/sessions", json={"answers": {}}).json()
+    base = f"/v1/watch/{token}/sessions/{start['session_id']}"
+    assert client.post(f"{base}/recording", params={"offset": 0}, content=WEBM.read_bytes()).status_code == 200
+    timing = [{"ad_id": start["ads"][0]["id"], "completed": True, "segments": [[0.2, 1.4, 0.0, 1.2]]}]
+    assert client.post(f"{base}/finish", json={"timing": timing}).status_code == 202

@@ -39,7 +39,7 @@ from ..studies.models import Question, StudyNotFound
 from ..studies.service import StudyService
 from ..studies.settings import StudySettings
 from .campaign_routes import REPORT_HEADERS
-from .deps import Engine, get_engine, require_api_key
+from .deps import Engine, get_client, get_engine, require_api_key
 from .schemas import ErrorOut
 from .study_schemas import (
     AbandonIn,
@@ -147,7 +147,8 @@ def _blocks(request: Request) -> Iterator[bytes]:
 
 
 @studies_router.post("", status_code=201, response_model=StudyOut)
-def create_study(request: Request, body: StudyCreateIn, service: StudyService = Depends(get_studies)) -> StudyOut:
+def create_study(request: Request, body: StudyCreateIn, service: StudyService = Depends(get_studies),
+                 client: str = Depends(get_client)) -> StudyOut:
     """Create a study (no ads yet: add each with ``POST /v1/studies/{id}/ads``)."""
     questions = [Question.parse(q.model_dump()) for q in body.questions]
     keys = [q.key for q in questions]
@@ -156,26 +157,29 @@ def create_study(request: Request, body: StudyCreateIn, service: StudyService = 
     study = service.create_study(body.name, order=body.order, keep_recordings=body.keep_recordings,
                                  retention_days=body.retention_days,
                                  closes_at=None if body.closes_at is None else body.closes_at.timestamp(),
-                                 questions=questions, options=body.options.model_dump())
+                                 questions=questions, options=body.options.model_dump(), client=client)
     return study_out(request, service, study)
 
 
 @studies_router.get("", response_model=StudyListOut)
-def list_studies(request: Request, service: StudyService = Depends(get_studies)) -> StudyListOut:
-    """Every study, newest first, with its counts of viewers."""
-    return StudyListOut(studies=[study_brief(request, service, s) for s in service.list_studies()])
+def list_studies(request: Request, service: StudyService = Depends(get_studies),
+                 client: str = Depends(get_client)) -> StudyListOut:
+    """Every study of this client (API key), newest first, with its counts of viewers."""
+    return StudyListOut(studies=[study_brief(request, service, s) for s in service.list_studies(client)])
 
 
 @studies_router.get("/{study_id}", response_model=StudyOut)
-def get_study(request: Request, study_id: str, service: StudyService = Depends(get_studies)) -> StudyOut:
+def get_study(request: Request, study_id: str, service: StudyService = Depends(get_studies),
+              client: str = Depends(get_client)) -> StudyOut:
     """A study: ads, viewer link, sessions (state, analysis progress, QC) and the latest report."""
-    return study_out(request, service, service.get(study_id))
+    return study_out(request, service, service.get(study_id, client))
 
 
 @studies_router.delete("/{study_id}", status_code=204)
-def delete_study(study_id: str, service: StudyService = Depends(get_studies)) -> Response:
+def delete_study(study_id: str, service: StudyService = Depends(get_studies),
+                 client: str = Depends(get_client)) -> Response:
     """Delete the study with everything it holds: ads, recordings, analyses, reports and jobs."""
-    service.delete(study_id)
+    service.delete(study_id, client)
     return Response(status_code=204)
 
 
@@ -187,17 +191,19 @@ async def add_ad(
     name: str = Query(min_length=1, max_length=100, description="The ad's name in the report."),
     filename: str = Query("ad.mp4", max_length=200, description="The file's name (its suffix says the format)."),
     service: StudyService = Depends(get_studies),
+    client: str = Depends(get_client),
 ) -> AdOut:
     """Upload one ad video as the raw request body (``curl --data-binary @spot.mp4``)."""
-    await run_in_threadpool(service.store.get, study_id)  # 404 before a byte of the body is read
+    await run_in_threadpool(lambda: service.store.get(study_id, client=client))  # 404 before the body is read
     max_pixels = request.app.state.settings.max_pixels
-    ad = await run_in_threadpool(lambda: service.add_ad(study_id, name, filename, _blocks(request), max_pixels))
+    ad = await run_in_threadpool(
+        lambda: service.add_ad(study_id, name, filename, _blocks(request), max_pixels, client=client))
     return AdOut(id=ad.id, name=ad.name, duration_s=ad.duration_s, width=ad.width, height=ad.height,
                  bytes=ad.bytes, media_type=ad.media_type)
 
 
-def _report_file(service: StudyService, study_id: str, name: str) -> Path:
-    service.store.get(study_id)
+def _report_file(service: StudyService, study_id: str, name: str, client: str) -> Path:
+    service.store.get(study_id, client=client)
     path = service.report_dir(study_id) / name
     if name not in REPORT_FILES or not path.is_file():
         raise JobFileNotFound(f"study {study_id[:64]} has no report file {name[:100]!r} (yet)")
@@ -205,16 +211,18 @@ def _report_file(service: StudyService, study_id: str, name: str) -> Path:
 
 
 @studies_router.get("/{study_id}/report", response_class=FileResponse)
-def study_report(study_id: str, service: StudyService = Depends(get_studies)) -> FileResponse:
+def study_report(study_id: str, service: StudyService = Depends(get_studies),
+                 client: str = Depends(get_client)) -> FileResponse:
     """The study's latest campaign report (self-contained HTML)."""
-    path = _report_file(service, study_id, "report.html")
+    path = _report_file(service, study_id, "report.html", client)
     return FileResponse(path, media_type="text/html", headers=REPORT_HEADERS)
 
 
 @studies_router.get("/{study_id}/files/{name}", response_class=FileResponse)
-def study_file(study_id: str, name: str, service: StudyService = Depends(get_studies)) -> FileResponse:
+def study_file(study_id: str, name: str, service: StudyService = Depends(get_studies),
+               client: str = Depends(get_client)) -> FileResponse:
     """One table of the latest report: summary.json, series.csv, kpis.csv, qc.csv, viewer_seconds.csv."""
-    path = _report_file(service, study_id, name)
+    path = _report_file(service, study_id, name, client)
     media = "application/json" if name.endswith(".json") else "text/csv"
     return FileResponse(path, media_type=media, filename=name)
 

@@ -159,7 +159,8 @@ class Study:
     viewer); ``keep_recordings`` keeps the raw webcam videos after analysis (for at most
     ``retention_days``); ``closes_at`` ends the viewer link (None: open until deleted);
     ``options`` are campaign settings (``sample_fps`` ...); ``report_job`` the job whose report
-    is the latest, covering ``report_viewers`` viewers."""
+    is the latest, covering ``report_viewers`` viewers; ``client`` the API client that created it
+    (only that client sees it; None: no API clients)."""
 
     id: str
     name: str
@@ -174,6 +175,7 @@ class Study:
     report_job: str | None = None
     report_viewers: int = 0
     ads: tuple[StudyAd, ...] = ()
+    client: str | None = None
 
     def closed(self, now: float) -> bool:
         return self.closes_at is not None and now >= self.closes_at

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from ..errors import EmolensError, InvalidInput, MediaTooLarge, UnsupportedMedia
@@ -111,7 +112,8 @@ class StudyService:
 
     def create_study(self, name: str, *, order: str = "fixed", keep_recordings: bool = False,
                      retention_days: int = 30, closes_at: float | None = None,
-                     questions: Iterable[Question] = (), options: Mapping[str, Any] | None = None) -> Study:
+                     questions: Iterable[Question] = (), options: Mapping[str, Any] | None = None,
+                     client: str | None = None) -> Study:
         from ..jobs.campaign import campaign_settings
 
         name = name.strip()
@@ -126,22 +128,24 @@ class StudyService:
         settings = campaign_settings(dict(options or {}))  # InvalidInput naming each bad value
         return self.store.create_study(name, order=order, keep_recordings=keep_recordings,
                                        retention_days=retention_days, closes_at=closes_at,
-                                       questions=tuple(questions), options=settings.to_dict())
+                                       questions=tuple(questions), options=settings.to_dict(), client=client)
 
-    def get(self, study_id: str) -> Study:
-        study = self.store.get(study_id)
+    def get(self, study_id: str, client: str | EllipsisType | None = ...) -> Study:
+        """The study (:class:`StudyNotFound` if it is not ``client``'s, when given), after housekeeping."""
+        study = self.store.get(study_id, client=client)
         self.housekeeping(study)
         return study
 
-    def list_studies(self) -> list[Study]:
-        """Every study, newest first (housekeeping done on each)."""
-        studies = self.store.list_studies()
+    def list_studies(self, client: str | EllipsisType | None = ...) -> list[Study]:
+        """Every study (of ``client`` when given), newest first (housekeeping done on each)."""
+        studies = self.store.list_studies(client=client)
         for study in studies:
             self.housekeeping(study)
         return studies
 
-    def delete(self, study_id: str) -> None:
+    def delete(self, study_id: str, client: str | EllipsisType | None = ...) -> None:
         """Delete the study, its files and its analysis jobs (with their outputs)."""
+        self.store.get(study_id, client=client)
         jobs = self.store.delete_study(study_id)
         runner = self._runner_for()
         delete = getattr(runner, "delete", None)
@@ -155,12 +159,12 @@ class StudyService:
                 log.info("job %s of a deleted study: %s", job_id, err)
 
     def add_ad(self, study_id: str, name: str, filename: str, chunks: Iterable[bytes],
-               max_pixels: int | None = None) -> StudyAd:
+               max_pixels: int | None = None, client: str | EllipsisType | None = ...) -> StudyAd:
         """Store an uploaded ad (streamed in ``chunks``) after checking it is a video a browser can play.
 
         :class:`UnsupportedMedia` (not a video, unknown suffix), :class:`MediaTooLarge` (bytes,
         duration), :class:`InvalidInput` (bad or taken name); the study is unchanged on any error."""
-        study = self.store.get(study_id)
+        study = self.store.get(study_id, client=client)
         name = name.strip()
         if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
             raise InvalidInput("an ad needs a name of 1 to 100 printable characters")
@@ -237,7 +241,8 @@ class StudyService:
             check_open(self.store.session(study.id, session.id))
         forget_lock(session.id)
         try:
-            job = runner.submit(STUDY_KIND, {"study": study.id, "session": session.id, "viewer": session.viewer})
+            job = runner.submit(STUDY_KIND, {"study": study.id, "session": session.id, "viewer": session.viewer},
+                                client=study.client)
         except Exception as err:
             self.store.update_session(study.id, session.id, state=SessionState.FAILED,
                                       reason=f"the analysis could not be queued: {err}")

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from ..jobs.models import JobStoreError
@@ -38,7 +39,7 @@ CREATE TABLE IF NOT EXISTS studies (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL, token TEXT NOT NULL UNIQUE,
     order_mode TEXT NOT NULL, keep_recordings INTEGER NOT NULL, retention_days INTEGER NOT NULL,
     closes_at REAL, questions TEXT NOT NULL, options TEXT NOT NULL, viewer_seq INTEGER NOT NULL DEFAULT 0,
-    report_job TEXT, report_viewers INTEGER NOT NULL DEFAULT 0
+    report_job TEXT, report_viewers INTEGER NOT NULL DEFAULT 0, client TEXT
 );
 CREATE TABLE IF NOT EXISTS ads (
     id TEXT PRIMARY KEY, study_id TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL,
@@ -55,18 +56,19 @@ CREATE INDEX IF NOT EXISTS ads_by_study ON ads (study_id, position);
 """
 
 _STUDY_COLS = ("id, name, created_at, token, order_mode, keep_recordings, retention_days, closes_at, questions, "
-               "options, report_job, report_viewers")
+               "options, report_job, report_viewers, client")
 _AD_COLS = "id, study_id, position, name, file, media_type, duration_s, width, height, bytes"
 _SESSION_COLS = ("id, study_id, viewer, created_at, updated_at, state, answers, ad_order, received, mime, timing, "
                  "job_id, reason")
 
 
 def _study(row: Sequence[Any], ads: tuple[StudyAd, ...]) -> Study:
-    (id_, name, created, token, order, keep, retention, closes, questions, options, report_job, report_viewers) = row
+    (id_, name, created, token, order, keep, retention, closes, questions, options, report_job, report_viewers,
+     client) = row
     qs = tuple(Question(q["key"], q["label"], tuple(q.get("choices") or ()), bool(q.get("required")))
                for q in json.loads(questions))
     return Study(id_, name, created, token, order, bool(keep), int(retention), closes, qs, json.loads(options),
-                 report_job, int(report_viewers), ads)
+                 report_job, int(report_viewers), ads, client)
 
 
 def _ad(row: Sequence[Any]) -> StudyAd:
@@ -134,14 +136,15 @@ class StudyStore:
     # -- studies ------------------------------------------------------------------------------
 
     def create_study(self, name: str, *, order: str, keep_recordings: bool, retention_days: int,
-                     closes_at: float | None, questions: Sequence[Question], options: Mapping[str, Any]) -> Study:
+                     closes_at: float | None, questions: Sequence[Question], options: Mapping[str, Any],
+                     client: str | None = None) -> Study:
         study_id = uuid.uuid4().hex
         with self._db() as db:
             db.execute(
-                f"INSERT INTO studies ({_STUDY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO studies ({_STUDY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (study_id, name, time.time(), secrets.token_urlsafe(24), order, int(keep_recordings),
                  int(retention_days), closes_at, json.dumps([q.to_dict() for q in questions]),
-                 json.dumps(dict(options)), None, 0),
+                 json.dumps(dict(options)), None, 0, client),
             )
         self.study_dir(study_id).mkdir(parents=True, exist_ok=True)
         return self.get(study_id)
@@ -150,11 +153,12 @@ class StudyStore:
         rows = db.execute(f"SELECT {_AD_COLS} FROM ads WHERE study_id = ? ORDER BY position", (study_id,)).fetchall()
         return tuple(_ad(r) for r in rows)
 
-    def get(self, study_id: str) -> Study:
-        """The study ``study_id`` with its ads; :class:`StudyNotFound` when there is none."""
+    def get(self, study_id: str, *, client: str | EllipsisType | None = ...) -> Study:
+        """The study ``study_id`` with its ads; :class:`StudyNotFound` when there is none, or when
+        ``client`` is given and the study is another client's (the same answer)."""
         with self._db() as db:
             row = db.execute(f"SELECT {_STUDY_COLS} FROM studies WHERE id = ?", (study_id,)).fetchone()
-            if row is None:
+            if row is None or (client is not ... and row[-1] != client):
                 raise StudyNotFound(f"no study with id {study_id[:64]!r}")
             return _study(row, self._ads(db, study_id))
 
@@ -167,10 +171,12 @@ class StudyStore:
             raise StudyNotFound("this viewer link is not valid: the study does not exist or was deleted")
         return self.get(match)
 
-    def list_studies(self) -> list[Study]:
-        """Every study, newest first."""
+    def list_studies(self, *, client: str | EllipsisType | None = ...) -> list[Study]:
+        """Every study (of ``client`` when given), newest first."""
+        where, args = ("", []) if client is ... else (" WHERE client IS ?", [client])
         with self._db() as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM studies ORDER BY created_at DESC, id").fetchall()]
+            ids = [r[0] for r in db.execute(f"SELECT id FROM studies{where} ORDER BY created_at DESC, id",
+                                            args).fetchall()]
         return [self.get(i) for i in ids]
 
     def set_report(self, study_id: str, job_id: str, viewers: int) -> bool:
