@@ -78,6 +78,13 @@ class ExportError(EmolensError):
     http_status = 500
 
 
+class BackendError(EmolensError):
+    """A model server the engine was pointed at (Triton) cannot be reached, is not ready, or refused a request."""
+
+    exit_code = 10
+    http_status = 502
+
+
 def exit_code_for(err: BaseException) -> int:
     """The CLI exit code for an exception (1 for anything that is not an :class:`EmolensError`)."""
     return err.exit_code if isinstance(err, EmolensError) else 1

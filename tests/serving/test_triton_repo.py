@@ -93,7 +93,7 @@ def test_exported_models_agree_on_generated_inputs(repo: Path, batch: int, rng: 
 @pytest.fixture(scope="module")
 def crops(shared_data: Path) -> list[np.ndarray]:
     an = Analyzer(keypoints=False)
-    out = []
+    out: list[np.ndarray] = []
     for name in PHOTOS:
         rgb = load_image(shared_data / "media" / "photos" / name).rgb
         out.extend(an.align_face(rgb, d)[0] for d in an.detect_faces(rgb))

@@ -34,7 +34,7 @@ from .eyes import HaarEyeFinder
 from .headpose import AttentionLimits, HeadPose, estimate_pose
 from .imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageSource, load_image
 from .landmarks import LandmarkModel, shipped_landmark_path
-from .onnx_model import EmotionModel
+from .onnx_model import EmotionModel, FaceClassifier
 from .shipped import resolve_model
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ class Analyzer:
     """Find faces and read their emotions.
 
     ``model``: a path to an ``.onnx`` file, the name of a packaged model, a loaded
-    :class:`EmotionModel`, or None for the default packaged model. ``detector``: a registry name
+    :class:`EmotionModel` (or any :class:`~.onnx_model.FaceClassifier`, such as a Triton-backed model),
+    or None for the default packaged model. ``detector``: a registry name
     (``auto``, ``haar``, ``dlib``, ``mediapipe``) or any object with ``detect(rgb)``. ``align``:
     level the eyes before cropping. ``tta``: also classify the mirrored crop and average.
     ``threads``: ONNX Runtime intra-op threads and, when > 0, ``cv2.setNumThreads`` (process-wide).
@@ -109,7 +110,7 @@ class Analyzer:
 
     def __init__(
         self,
-        model: str | Path | EmotionModel | None = None,
+        model: str | Path | FaceClassifier | None = None,
         detector: str | Detector = "auto",
         align: bool = True,
         tta: bool = False,
@@ -127,7 +128,7 @@ class Analyzer:
             raise InvalidInput("min_face, max_pixels and max_bytes must be positive and threads >= 0")
         if threads > 0:
             cv2.setNumThreads(threads)
-        self.model = model if isinstance(model, EmotionModel) else EmotionModel(
+        self.model: FaceClassifier = model if isinstance(model, FaceClassifier) else EmotionModel(
             resolve_model(model), threads=threads, providers=providers
         )
         if isinstance(detector, str):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import onnxruntime as ort
@@ -70,6 +70,30 @@ def _temperature(meta: ModelMeta, path: Path) -> float:
     if float(t) != 1.0 and meta.output != "logits":
         raise ModelFormatError(f"{path}: a temperature needs a model whose output is logits, not {meta.output!r}")
     return float(t)
+
+
+def to_probabilities(y: np.ndarray, meta: ModelMeta, temperature: float) -> np.ndarray:
+    """A graph's ``(N, K)`` outputs -> probabilities: ``softmax(y / temperature)`` for ``logits`` models,
+    renormalised non-negative values for ``probs`` models (shared by every backend, so none drifts)."""
+    if meta.output == "logits":
+        return softmax(y / temperature, axis=1)
+    p = np.clip(y, 0.0, None)
+    return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+
+
+@runtime_checkable
+class FaceClassifier(Protocol):
+    """What :class:`~emolens.inference.analyzer.Analyzer` uses of an emotion model: :class:`EmotionModel`
+    runs one file in-process; any object with this surface works too (``emolens.serving.triton_client.
+    TritonEmotionModel`` classifies through a Triton server)."""
+
+    name: str
+    labels: tuple[str, ...]
+    meta: ModelMeta
+
+    def predict(self, crops: Sequence[np.ndarray], batch_size: int = 64, tta: bool = False) -> np.ndarray:
+        """Face crops (uint8 RGB or gray, any size) -> ``(N, K)`` probabilities in label order."""
+        ...
 
 
 class EmotionModel:
@@ -181,11 +205,7 @@ class EmotionModel:
         return y.astype(np.float64)
 
     def _to_probs(self, y: np.ndarray) -> np.ndarray:
-        if self.meta.output == "logits":
-            p = softmax(y / self.temperature, axis=1)
-        else:
-            p = np.clip(y, 0.0, None)
-            p = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+        p = to_probabilities(y, self.meta, self.temperature)
         if not np.all(np.isfinite(p)):
             raise ModelFormatError(f"{self.path}: the model produced non-finite outputs")
         return p
