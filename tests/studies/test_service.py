@@ -264,3 +264,17 @@ def test_an_ad_that_did_not_play_to_its_end_is_excluded_with_the_reason(world: A
     assert qc[study.ad(s.ad_order[0]).name]["status"] == "kept"
     second = qc[study.ad(s.ad_order[1]).name]
     assert second["status"] == "excluded" and "did not play to its end" in second["reason"]
+
+
+def test_too_many_viewers_at_once_are_asked_to_come_back(tmp_path: Path) -> None:
+    from emolens.studies.models import TooManyViewers
+
+    service = StudyService(tmp_path / "studies", StudySettings(max_open_sessions=2), lambda: None)  # type: ignore[arg-type,return-value]
+    study = study_with_ads(service)
+    first = service.open_session(study.token, {"segment": "35+"})[1]
+    service.open_session(study.token, {"segment": "35+"})
+    with pytest.raises(TooManyViewers, match="try again later"):
+        service.open_session(study.token, {"segment": "35+"})
+    service.abandon(study.token, first.id, "camera access refused")
+    assert service.open_session(study.token, {"segment": "35+"})[1].viewer == "v003"  # a refusal takes no id
+    service.close()

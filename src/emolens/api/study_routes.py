@@ -85,6 +85,7 @@ _MARKETER: dict[int | str, dict[str, Any]] = {
 _VIEWER: dict[int | str, dict[str, Any]] = {
     404: _err("The link's token, the session or the ad does not exist (StudyNotFound, SessionNotFound)."),
     410: _err("The study has ended: its viewer link is closed (StudyClosed)."),
+    429: _err("As many viewers are watching this study at once as the server allows (TooManyViewers)."),
     422: _err("Invalid field, answer or timing (InvalidInput), naming it."),
 }
 _UPLOADED: dict[int | str, dict[str, Any]] = {

@@ -62,6 +62,13 @@ class UploadOffsetMismatch(EmolensError):
         self.received = received
 
 
+class TooManyViewers(EmolensError):
+    """The study already has as many viewers watching at once as the server allows; try again later."""
+
+    exit_code = 1
+    http_status = 429
+
+
 class SessionState(StrEnum):
     """Where a viewer session is."""
 

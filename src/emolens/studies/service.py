@@ -25,7 +25,16 @@ from ..jobs.models import JobRecord, JobStoreError
 from ..jobs.runner import JobContext, JobKind, JobRunner
 from .analysis import STUDY_KIND, study_kind
 from .media import AD_SUFFIXES, video_facts
-from .models import Question, Session, SessionState, SessionStateError, Study, StudyAd, StudyClosed
+from .models import (
+    Question,
+    Session,
+    SessionState,
+    SessionStateError,
+    Study,
+    StudyAd,
+    StudyClosed,
+    TooManyViewers,
+)
 from .settings import StudySettings
 from .store import StudyStore
 from .timing import parse_timing
@@ -209,6 +218,10 @@ class StudyService:
         if unknown:
             raise InvalidInput(f"unknown question(s): {', '.join(k[:40] for k in unknown)}")
         checked = {q.key: q.answer(answers.get(q.key)) for q in study.questions}
+        self.housekeeping(study)  # silent sessions no longer count as open
+        watching = sum(1 for s in self.store.sessions(study.id) if s.state.open)
+        if watching >= self.limits.max_open_sessions:
+            raise TooManyViewers(f"{watching} viewers are watching this study right now; please try again later")
         order = [a.id for a in study.ads]
         if study.order == "random":
             secrets.SystemRandom().shuffle(order)

@@ -2,7 +2,8 @@
 
 ``max_ad_bytes`` / ``max_ad_seconds``: one ad video; ``max_ads``: ads per study;
 ``max_session_bytes``: one viewer's whole recording; ``max_chunk_bytes``: one upload request of
-it; ``stale_after_s``: a session whose page has sent nothing for that long counts as abandoned
+it; ``max_open_sessions``: viewers of one study watching (or uploading) at once, so a leaked link
+cannot fill the disk; ``stale_after_s``: a session whose page has sent nothing for that long counts as abandoned
 (its partial recording is deleted); ``max_retention_days``: the longest a study may keep raw
 recordings. The studies live in ``<jobs_dir>/studies`` unless ``dir`` is set.
 """
@@ -29,5 +30,6 @@ class StudySettings(BaseSettings):
     max_session_bytes: int = Field(default=500 * MB, ge=1)
     max_chunk_bytes: int = Field(default=8 * MB, ge=1024)
     max_face_check_bytes: int = Field(default=2 * MB, ge=1024)
+    max_open_sessions: int = Field(default=50, ge=1, le=100_000)
     stale_after_s: float = Field(default=1800.0, gt=0)
     max_retention_days: int = Field(default=365, ge=1)
