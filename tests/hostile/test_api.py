@@ -310,3 +310,11 @@ def test_single_file_routes_refuse_a_flood_of_small_parts(server: Any, url: str)
     s = server()
     parts = [("file", (f"f{i}.bin", b"x" * 1000, "application/octet-stream")) for i in range(300)]
     s.error(s.client.post(url, files=parts), 422, "InvalidInput", "Too many files")
+
+
+def test_a_bootstrap_over_the_memory_budget_is_a_422(server: Any) -> None:
+    s = server()
+    parts = [("manifest", ("campaign.yaml", _ad("3600").encode(), "application/x-yaml"))]
+    parts += [("files", (n, d, "application/octet-stream")) for n, d in recording_files().items()]
+    r = s.client.post("/v1/campaigns", files=parts, data={"bootstrap": "20000"})
+    s.error(r, 422, "InvalidInput", "bootstrap <=")

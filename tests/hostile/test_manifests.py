@@ -11,10 +11,14 @@ import pytest
 from emolens import safeyaml
 from emolens.campaign.manifest import (
     MAX_AD_DURATION_S,
+    MAX_ADS,
+    MAX_BOOTSTRAP_AD_SECONDS,
     MAX_VIEWER_SECONDS,
     ManifestError,
+    check_budget,
     load_manifest,
 )
+from emolens.errors import InvalidInput
 
 from ..jobs.test_campaign_job import write_campaign
 
@@ -131,3 +135,21 @@ def test_viewer_seconds_are_bounded_over_the_whole_campaign(tmp_path: Path) -> N
 def test_a_sound_manifest_still_loads(tmp_path: Path) -> None:
     m = load_manifest(manifest(tmp_path, one_ad("2.5", ", attributes: {segment: young, age: 30}")))
     assert m.ads[0].duration_s == 2.5 and m.recordings[0].attributes == {"segment": "young", "age": "30"}
+
+
+def test_ads_and_their_seconds_are_bounded(tmp_path: Path) -> None:
+    write_campaign(tmp_path)
+    rec = "recordings:\n  - {viewer: v1, ad: a0, recording: recordings/v1.mp4}\n"
+    many = "".join(f"  - {{name: a{i}, duration_s: 2}}\n" for i in range(MAX_ADS + 1))
+    (tmp_path / "ads.yaml").write_text("ads:\n" + many + rec)
+    assert f"the limit is {MAX_ADS}" in problems_of(tmp_path / "ads.yaml")
+    long = "".join(f"  - {{name: a{i}, duration_s: 3600}}\n" for i in range(5))
+    (tmp_path / "long.yaml").write_text("ads:\n" + long + rec)
+    assert "the ads add up to 18000 s" in problems_of(tmp_path / "long.yaml")
+
+
+def test_bootstrap_times_ad_seconds_is_bounded(tmp_path: Path) -> None:
+    m = load_manifest(manifest(tmp_path, one_ad("3600")))
+    check_budget(m, MAX_BOOTSTRAP_AD_SECONDS // 3600)
+    with pytest.raises(InvalidInput, match="bootstrap <= 4444"):
+        check_budget(m, 20_000)

@@ -30,7 +30,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
-from ..campaign.manifest import path_problem
+from ..campaign.manifest import check_budget, path_problem
 from ..errors import InvalidInput, MediaTooLarge
 from ..jobs.campaign import CAMPAIGN_KIND, OutsideDataRoot, Source, inside, load_confined
 from ..jobs.models import JobFileNotFound
@@ -127,6 +127,7 @@ def _submit(request: Request, response: Response, runner: JobRunner, source: Sou
             manifest: Path, root: Path, work: Path, options: CampaignOptionsIn, client: str) -> CampaignCreatedOut:
     """Check the manifest (confined to ``root``) and queue its job."""
     m = load_confined(manifest, root, source, shown)
+    check_budget(m, options.bootstrap)  # 422 now, not a job that would need too much memory
     params = {
         "source": source, "manifest": shown, "campaign": m.name, "recordings": len(m.recordings),
         "ads": [ad.name for ad in m.ads], "options": options.model_dump(),

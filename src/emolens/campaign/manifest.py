@@ -40,9 +40,16 @@ MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 """Largest manifest file read."""
 MAX_RECORDINGS = 5000
 """Recordings one manifest may list."""
-MAX_VIEWER_SECONDS = 1_000_000
+MAX_VIEWER_SECONDS = 300_000
 """Sum over the video recordings of their ad's seconds: the rows of the per-viewer, per-second
-tables, which the analysis holds in memory at once."""
+tables, which the analysis holds in memory at once (measured: about 1 KB each)."""
+MAX_ADS = 100
+"""Ads one manifest may describe."""
+MAX_TOTAL_AD_SECONDS = 14_400
+"""Sum of the ads' seconds: every ad second costs its curves, intervals and report points."""
+MAX_BOOTSTRAP_AD_SECONDS = 16_000_000
+"""Bootstrap resamples times ad seconds: the per-second intervals hold one resample matrix per ad
+(measured: about 23 bytes per cell, so at most about 370 MB)."""
 MAX_ATTRIBUTES = 32
 """Attributes (segment, age group, ...) one recording may carry."""
 MAX_TEXT = 200
@@ -425,6 +432,30 @@ def _read_csv(chk: _Checker, text: str) -> tuple[str | None, list[Ad], list[Reco
     return None, list(ads.values()), recs
 
 
+def _check_size(chk: _Checker, ads: list[Ad], recs: list[Recording]) -> None:
+    """The campaign's size limits (ads, ad seconds, viewer-seconds): memory grows with each."""
+    seconds = {ad.name: ad.seconds for ad in ads}
+    if len(ads) > MAX_ADS:
+        chk.add(0, f"the manifest describes {len(ads)} ads; the limit is {MAX_ADS} (split the campaign)")
+    if sum(seconds.values()) > MAX_TOTAL_AD_SECONDS:
+        chk.add(0, f"the ads add up to {sum(seconds.values())} s; the limit is {MAX_TOTAL_AD_SECONDS} s "
+                "(split the campaign)")
+    total = sum(seconds.get(r.ad, 0) for r in recs if r.kind == "video")
+    if total > MAX_VIEWER_SECONDS:
+        chk.add(0, f"the recordings add up to {total} viewer-seconds of ads; the limit is {MAX_VIEWER_SECONDS} "
+                "(split the campaign)")
+
+
+def check_budget(manifest: Manifest, bootstrap: int) -> None:
+    """:class:`InvalidInput` when ``bootstrap`` resamples over the manifest's ad seconds pass
+    :data:`MAX_BOOTSTRAP_AD_SECONDS` (the analysis would hold too large resample matrices)."""
+    ad_seconds = sum(ad.seconds for ad in manifest.ads)
+    if bootstrap * ad_seconds > MAX_BOOTSTRAP_AD_SECONDS:
+        most = MAX_BOOTSTRAP_AD_SECONDS // max(1, ad_seconds)
+        raise InvalidInput(f"bootstrap {bootstrap} over {ad_seconds} ad seconds passes the memory budget of "
+                           f"{MAX_BOOTSTRAP_AD_SECONDS} resample-seconds: use bootstrap <= {most} or fewer ads")
+
+
 def load_manifest(path: str | Path) -> Manifest:
     """Read and check a campaign manifest (``.yaml``/``.yml`` or ``.csv``; see ``docs/campaigns.md``).
 
@@ -463,11 +494,7 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError(path, [f"unknown manifest type {path.suffix!r}: use .yaml, .yml or .csv"])
     if not chk.problems and not recs:
         chk.add(0, "the campaign is empty: no recordings")
-    seconds = {ad.name: ad.seconds for ad in ads}
-    total = sum(seconds.get(r.ad, 0) for r in recs if r.kind == "video")
-    if total > MAX_VIEWER_SECONDS:
-        chk.add(0, f"the recordings add up to {total} viewer-seconds of ads; the limit is {MAX_VIEWER_SECONDS} "
-                "(split the campaign)")
+    _check_size(chk, ads, recs)
     if chk.problems:
         raise ManifestError(path, chk.problems)
     return Manifest(path, name or path.stem, tuple(ads), tuple(recs))

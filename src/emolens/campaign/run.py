@@ -29,7 +29,7 @@ from ..fsio import output_error
 from . import compare
 from .attention import TIMELINE_COLUMNS, ad_timeline
 from .kpis import DEFINITIONS, VIEWER_KPIS, KpiValue, ad_kpis, key_moments, viewer_kpis
-from .manifest import Ad, Manifest, Recording, load_manifest
+from .manifest import Ad, Manifest, Recording, check_budget, load_manifest
 from .norms import NormsStore
 from .outputs import FILES, jsonable, write_filmstrip, write_summary, write_table, write_thumbnail
 from .qc import QCRow, assess_photos, assess_video
@@ -294,6 +294,7 @@ def analyze_campaign(
     :class:`~emolens.errors.InvalidInput` for bad settings; unreadable recordings are excluded."""
     s = settings or CampaignSettings()
     m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    check_budget(m, s.bootstrap)  # resample matrices grow with bootstrap x ad seconds
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidInput(f"--out {out} exists and is not a folder")
