@@ -400,7 +400,10 @@ class FlakyChunks:
         await self.app(scope, receive, send)
 
 
-def test_the_upload_resumes_after_failures(media: dict[str, Path], tmp_path: Path) -> None:
+def test_the_upload_resumes_after_failures(media: dict[str, Path], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests of at most 32 KB: the page cuts each recorder chunk into several
+    monkeypatch.setenv("EMOLENS_STUDY_MAX_CHUNK_BYTES", str(32 * 1024))
     jobs = tmp_path / "jobs"
     flaky = FlakyChunks(create_app(make_settings(jobs_dir=jobs)), fail=3)
     with live_server(flaky) as base, camera_browser(tmp_path / "profile", media["camera"], allow=True) as drv:

@@ -163,13 +163,13 @@ class StudyStore:
             return _study(row, self._ads(db, study_id))
 
     def by_token(self, token: str) -> Study:
-        """The study whose viewer link carries ``token`` (compared in constant time)."""
+        """The study whose viewer link carries ``token`` (an indexed lookup: with 192 random bits a
+        timing difference tells an attacker nothing usable)."""
         with self._db() as db:
-            rows = db.execute("SELECT id, token FROM studies").fetchall()
-        match = next((sid for sid, tok in rows if secrets.compare_digest(tok.encode(), token.encode())), None)
-        if match is None:
+            row = db.execute("SELECT id FROM studies WHERE token = ?", (token[:100],)).fetchone()
+        if row is None:
             raise StudyNotFound("this viewer link is not valid: the study does not exist or was deleted")
-        return self.get(match)
+        return self.get(row[0])
 
     def list_studies(self, *, client: str | EllipsisType | None = ...) -> list[Study]:
         """Every study (of ``client`` when given), newest first."""

@@ -228,14 +228,12 @@
         const blob = s.queue[0];
         const skip = Math.max(0, s.acked - s.offset);   // bytes of this blob the server already holds
         if (skip >= blob.size) { s.offset += blob.size; s.queue.shift(); continue; }
-        const part = blob.slice(skip);
+        const part = blob.slice(skip, skip + (s.chunkBytes || 4194304));   // at most one request's worth
         const url = `${api}/sessions/${encodeURIComponent(s.session)}/recording?offset=${s.offset + skip}`;
         try {
           const r = await fetch(url, { method: "POST", body: part, headers: { "Content-Type": "application/octet-stream" } });
           if (r.ok) {
-            s.acked = (await r.json()).received;
-            s.offset += blob.size;
-            s.queue.shift();
+            s.acked = (await r.json()).received;   // the loop drops the blob once all of it is acknowledged
             s.failingSince = null;
             $("upload-warning").hidden = true;
             uploadInfo(`${(s.acked / 1048576).toFixed(1)} MB sent`);
