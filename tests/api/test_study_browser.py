@@ -338,6 +338,7 @@ def test_camera_refused_leaves_a_clear_state(server: str, media: dict[str, Path]
         drv.find_element(By.ID, "agree-button").click()
         assert wait_state(drv, "denied", "error", "playing", timeout=60) == "denied"
         assert "Nothing was recorded" in drv.find_element(By.ID, "ended-text").text
+        shot(drv, screenshot_dir(tmp_path), "watch-denied-phone", width=390)
     deadline = time.monotonic() + 30
     while True:
         sessions = httpx.get(f"{server}/v1/studies/{study['id']}", timeout=30).json()["sessions"]

@@ -125,7 +125,7 @@
     } catch (err) {
       abandon(err && err.name === "NotAllowedError" ? "camera access refused" : `no camera (${err && err.name})`);
       return end("denied", "The camera is not available",
-        "Nothing was recorded and nothing was sent. To take part, allow this page to use your camera " +
+        "Nothing was recorded and no video was sent. To take part, allow this page to use your camera " +
         "(or connect one), then reload the page.");
     }
     $("preview").srcObject = s.stream;
