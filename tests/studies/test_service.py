@@ -143,6 +143,7 @@ def test_abandoned_session_keeps_the_rest_of_the_study(world: Any) -> None:
     service.upload(study.token, gone.id, 0, [WEBM.read_bytes()[:20_000]])
     left = service.abandon(study.token, gone.id, "the viewer closed the page")
     assert left.state is SessionState.ABANDONED and left.reason == "the viewer closed the page"
+    assert left.answers == {}  # never analysed: the answers go with the recording
     assert not service.store.recording_path(study.id, gone.id).exists()
     with pytest.raises(SessionStateError, match="abandoned"):
         service.upload(study.token, gone.id, 20_000, [b"x"])

@@ -264,10 +264,11 @@ class StudyService:
         return self.store.session(study.id, session.id)
 
     def abandon(self, token: str, session_id: str, reason: str) -> Session:
-        """End a session that will not finish (camera refused, page closed); its recording is deleted."""
+        """End a session that will not finish (camera refused, page closed): its recording and the
+        viewer's answers are deleted (they will never be analysed)."""
         study, session = self.session(token, session_id)
         text = " ".join(str(reason).split())[:200] or "the viewer left"
-        if self.store.update_session(study.id, session.id, state=SessionState.ABANDONED, reason=text,
+        if self.store.update_session(study.id, session.id, state=SessionState.ABANDONED, reason=text, answers={},
                                      expect=(SessionState.CONSENTED, SessionState.RECORDING)):
             self.store.recording_path(study.id, session.id).unlink(missing_ok=True)
             forget_lock(session.id)
@@ -282,7 +283,7 @@ class StudyService:
             path = self.store.recording_path(study.id, s.id)
             if s.state.open and now - s.updated_at > self.limits.stale_after_s:
                 minutes = self.limits.stale_after_s / 60
-                if self.store.update_session(study.id, s.id, state=SessionState.ABANDONED,
+                if self.store.update_session(study.id, s.id, state=SessionState.ABANDONED, answers={},
                                              reason=f"the page sent nothing for {minutes:.0f} min",
                                              expect=(SessionState.CONSENTED, SessionState.RECORDING)):
                     path.unlink(missing_ok=True)

@@ -252,17 +252,17 @@ class StudyStore:
 
     def update_session(self, study_id: str, session_id: str, *, expect: Sequence[SessionState] | None = None,
                        **fields: Any) -> bool:
-        """Set ``fields`` (state, received, mime, timing, job_id, reason) if the session is in one of
+        """Set ``fields`` (state, received, mime, timing, job_id, reason, answers) if the session is in one of
         ``expect`` (any state when None); True if it took effect."""
         sets: list[str] = ["updated_at = ?"]
         args: list[Any] = [time.time()]
         for key, value in fields.items():
-            if key not in ("state", "received", "mime", "timing", "job_id", "reason"):
+            if key not in ("state", "received", "mime", "timing", "job_id", "reason", "answers"):
                 raise ValueError(key)
             sets.append(f"{key} = ?")
             if isinstance(value, SessionState):
                 value = value.value
-            elif key == "timing" and value is not None:
+            elif key in ("timing", "answers") and value is not None:
                 value = json.dumps(value)
             args.append(value)
         sql = f"UPDATE sessions SET {', '.join(sets)} WHERE id = ? AND study_id = ?"
