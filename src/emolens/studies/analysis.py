@@ -131,14 +131,15 @@ def study_manifest(store: StudyStore, study: Study) -> Any:
             for suffix in (".parquet", ".error.txt"):
                 path = folder / f"{ad.id}{suffix}"
                 if path.exists():
-                    recordings.append(Recording(s.viewer, ad.name, path, "video", 0.0, dict(s.answers)))
+                    recordings.append(Recording(viewer=s.viewer, ad=ad.name, path=path, kind="video", offset_s=0.0,
+                                                attributes=dict(s.answers)))
                     break
     if not recordings:
         return None
     watched = {r.ad for r in recordings}
     base = store.study_dir(study.id)
-    ads = tuple(Ad(a.name, a.duration_s, base / a.file) for a in study.ads if a.name in watched)
-    return Manifest(base / "study.yaml", study.name, ads, tuple(recordings))
+    ads = tuple(Ad(name=a.name, duration_s=a.duration_s, video=base / a.file) for a in study.ads if a.name in watched)
+    return Manifest(path=base / "study.yaml", name=study.name, ads=ads, recordings=tuple(recordings))
 
 
 def build_report(store: StudyStore, study: Study, out_dir: Path, stored: StoredFrames,
