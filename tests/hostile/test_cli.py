@@ -272,3 +272,10 @@ def test_a_truncated_video_is_a_partial_result_with_exit_8(tmp_path: Path) -> No
     assert (tmp_path / "out" / "frames.csv").is_file()  # the outputs of what was read are written
     whole = run_cli("video", clip, "--format", "json", "--no-progress", timeout=300)
     assert whole.returncode == 0 and json.loads(whole.stdout)["warnings"] == []
+
+
+@needs_fifo
+def test_video_refuses_a_fifo_instead_of_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "live.mp4")
+    done = run_cli("video", tmp_path / "live.mp4", "--no-progress", timeout=120)
+    assert done.returncode == 3 and "is a FIFO, not a video file" in done.stderr

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, UnsupportedMedia
 from ..partial import PARTIAL_EXIT_CODE, video_warnings
 from ..video.smoothing import half_life_s
+from .walk import pipe_kind
 
 DEFAULT_SMOOTHING = 0.95
 """Default EMA factor of ``emolens video`` (half-life 0.45 s): single-frame flicker is damped while a
@@ -186,6 +187,8 @@ def register(app: typer.Typer) -> None:
         """Follow every face through a video (or webcam) and read its emotions frame by frame."""
         if (path is None) == (webcam is None):
             raise InvalidInput("give either a video PATH or --webcam INDEX (exactly one)")
+        if path is not None and (pipe := pipe_kind(path)) is not None:  # opening it would block forever
+            raise UnsupportedMedia(f"{path} is {pipe}, not a video file")
         if annotate and out is None:
             raise InvalidInput("--annotate writes annotated.mp4 into the --out folder: give --out DIR")
         _quiet_native_logs()

@@ -71,3 +71,13 @@ def _files(root: Path, names: list[str], wanted: Callable[[Path], bool], skip: S
             yield p
         elif "a folder" not in problem:
             skip(p, problem)
+
+
+def pipe_kind(path: str | Path) -> str | None:
+    """``"a FIFO"`` or ``"a socket"`` when ``path`` is one (opening it for reading could block
+    forever), else None (regular files, devices such as cameras, URLs, missing paths)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return file_kind(mode) if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else None
