@@ -91,3 +91,19 @@ def test_warnings_are_capped_and_counted(tmp_path: Path) -> None:
     assert all(len(w) <= 500 for w in job.warnings) and job.result is not None and job.result["frames"] == 1
     assert CANCELLED not in job.warnings
     runner.store.close()
+
+
+def test_a_job_failing_on_a_full_disk_names_the_reason_not_the_path(tmp_path: Path) -> None:
+    import errno
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        raise OSError(errno.ENOSPC, "No space left on device", str(ctx.out_dir / "frames.csv"))
+
+    runner = _runner(tmp_path, run)
+    try:
+        job = runner.wait_for(runner.submit("slow").id, timeout=30)
+    finally:
+        runner.close()
+    assert job.state is JobState.FAILED and job.error_type == "OutputError"
+    assert job.error is not None and "the disk is full" in job.error and str(tmp_path) not in job.error
+    runner.store.close()

@@ -353,6 +353,11 @@ class JobRunner:
             error, error_type = (CANCELLED, "JobCancelled") if str(e) == CANCELLED else (SHUT_DOWN, "ServerShutDown")
         except EmolensError as e:
             error, error_type = str(e) or type(e).__name__, type(e).__name__
+        except OSError as e:  # a full or read-only disk under the job's outputs: say so, name no server path
+            from ..fsio import reason
+
+            log.warning("job %s (%s) failed on a file: %s", record.id, record.kind, e)
+            error, error_type = f"a file of the job could not be written or read: {reason(e)}", "OutputError"
         except Exception as e:
             log.exception("job %s (%s) failed unexpectedly", record.id, record.kind)
             error, error_type = f"the job failed unexpectedly ({type(e).__name__}); see the server log", "InternalError"
