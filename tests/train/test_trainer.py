@@ -81,8 +81,9 @@ def test_resume_refuses_other_config_and_existing_run(tmp_path: Path):
         Trainer(_cfg(tmp_path / "r", epochs=1), ds, progress=False).fit()
     with pytest.raises(CheckpointError, match=r"differs in: optim\.lr"):
         Trainer(_cfg(tmp_path / "r", epochs=1, **{"optim.lr": 0.1}), ds, progress=False).fit(resume=True)
-    with pytest.raises(CheckpointError, match="not found"):
-        Trainer(_cfg(tmp_path / "none", epochs=1), ds, progress=False).fit(resume=True)
+    # A run killed before its first checkpoint has nothing to resume: it starts again.
+    res = Trainer(_cfg(tmp_path / "none", epochs=1), ds, progress=False).fit(resume=True)
+    assert res.epochs_done == 1 and (tmp_path / "none" / "last.pt").exists()
 
 
 def test_early_stopping_and_plateau(tmp_path: Path):
