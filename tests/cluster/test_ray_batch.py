@@ -142,3 +142,27 @@ def test_an_engine_that_cannot_be_built_is_named_before_any_file(tmp_path: Path)
 def test_output_folders_are_unique_per_name() -> None:
     got = output_folders(["a/clip.mp4", "b/clip.avi", "c/Clip.mp4", "other.mp4"], "out")
     assert [p.name for p in got] == ["clip", "clip_2", "Clip_3", "other"] and got[0].parent == Path("out")
+
+
+def test_cli_analyze_on_ray_prints_what_the_plain_run_prints(shared_data: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from emolens.cli import main
+
+    photos = shared_data / "media" / "photos"
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    args = ["analyze", str(photos / "dlib_bald_guys.jpg"), str(broken), str(photos / "wujie_angry_man.jpg"),
+            "--format", "jsonl", "--no-progress"]
+    runs = []
+    for extra in ([], ["--ray"]):
+        assert main([*args, *extra]) == 0
+        captured = capsys.readouterr()
+        rows = [json.loads(line) for line in captured.out.splitlines()]
+        for row in rows:
+            row.pop("timings_ms", None)
+        runs.append((rows, captured.err))
+    assert runs[0][0] == runs[1][0] and len(runs[0][0]) == 2
+    errors = [[line for line in err.splitlines() if line.startswith(("error:", "summary:"))] for _, err in runs]
+    assert errors[0] == errors[1] and any("broken.jpg" in line for line in errors[1])
+    assert [r.get("source") for r in runs[1][0] if "faces" in r] == [
+        str(photos / "dlib_bald_guys.jpg"), str(photos / "wujie_angry_man.jpg")]

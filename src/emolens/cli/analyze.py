@@ -209,13 +209,15 @@ def run_analysis(
     prior_errors: Iterable[tuple[str, BaseException]] = (),
     prior_warnings: Iterable[tuple[str, BaseException]] = (),
     workers: int = 1,
+    outcomes: Iterable[tuple[Path, ImageResult | EmolensError]] | None = None,
 ) -> tuple[int, list[EmolensError], list[EmolensError]]:
     """Analyse ``files`` and stream them to stdout; returns (files read, their errors in order, the
     annotated copies that could not be written).
 
     ``prior_errors`` (arguments that matched nothing) and ``prior_warnings`` (entries skipped) are
     reported first and kept in ``json`` output. An annotated copy that cannot be written is reported
-    on stderr and the run goes on.
+    on stderr and the run goes on. ``outcomes``: (file, result or error) pairs computed elsewhere (on Ray),
+    in input order, used instead of running ``analyzer`` (which then only gives the labels).
     """
     from ..inference.summary import SummaryBuilder
     from .output import make_writer
@@ -235,7 +237,8 @@ def run_analysis(
     index = {f: i for i, f in enumerate(files)}
     read = 0
     with _progress(len(files), progress) as bar:
-        for path, outcome in _outcomes(analyzer, files, batch_size, cropped, workers):
+        stream = outcomes if outcomes is not None else _outcomes(analyzer, files, batch_size, cropped, workers)
+        for path, outcome in stream:
             bar.update(1)
             if isinstance(outcome, EmolensError):
                 _report(str(path), outcome, bar)
@@ -258,6 +261,17 @@ def run_analysis(
         if built.faces:
             typer.echo(f"mean probabilities: {built.describe_means()}", err=True)
     return read, errors, annotate_failures
+
+
+def _ray_outcomes(files: Sequence[Path], cropped: bool, address: str | None, threads: int,
+                  options: dict[str, Any]) -> Iterator[tuple[Path, ImageResult | EmolensError]]:
+    """(file, result or error) for every file, analysed on Ray actors (:mod:`emolens.cluster.ray_batch`)."""
+    from ..cluster.ray_batch import analyze_images
+    from ..cluster.worker import EngineSpec
+
+    spec = EngineSpec(threads=max(1, threads), **options)
+    for o in analyze_images(files, spec, cropped=cropped, address=address, progress=False):
+        yield files[o.index], (o.value if o.error is None else o.error)
 
 
 def _silence_stdout() -> None:
@@ -298,6 +312,10 @@ def register(app: typer.Typer) -> None:
         progress: bool | None = typer.Option(
             None, "--progress/--no-progress", help="progress bar on stderr (default: many files on a tty)"
         ),
+        use_ray: bool = typer.Option(False, "--ray", help="analyse the files on a local Ray (cluster extra)"),
+        ray_address: str | None = typer.Option(
+            None, "--ray-address", help="... or on this Ray cluster (e.g. ray://head:10001; implies --ray)"
+        ),
     ) -> None:
         """Read the emotion of every face in images, folders and globs."""
         skipped: list[tuple[Path, str]] = []
@@ -316,11 +334,16 @@ def register(app: typer.Typer) -> None:
                       keypoints=False if no_keypoints else None, attention=AttentionLimits(max_yaw, max_pitch))
         missing = [(a, InvalidInput(f"no such file or folder, or nothing matched: {a}")) for a in unmatched]
         left_out = [(str(p), UnsupportedMedia(f"{p}: skipped: {why}")) for p, why in skipped]
+        on_ray = None
+        if use_ray or ray_address is not None:  # one actor per `--threads` CPUs (default 1), same results
+            on_ray = _ray_outcomes(files, cropped, ray_address, threads, dict(
+                model=model, detector=detector, align=not no_align, tta=tta, keypoints=not no_keypoints,
+                max_yaw=max_yaw, max_pitch=max_pitch))
         try:
             read, errors, unwritten = run_analysis(
                 an, files, fmt=fmt, annotate_dir=annotate, batch_size=batch_size, cropped=cropped,
                 progress=progress, prior_errors=missing, prior_warnings=left_out,
-                workers=workers or min(8, os.cpu_count() or 1),
+                workers=workers or min(8, os.cpu_count() or 1), outcomes=on_ray,
             )
         except BrokenPipeError:  # `emolens analyze ... | head`: the reader left, stop quietly
             _silence_stdout()
