@@ -228,6 +228,7 @@ def run_viewer(drv: Any, url: str, answer: str, shots: Path | None = None) -> No
     WebDriverWait(drv, WAIT_S, poll_frequency=0.3).until(
         lambda d: d.find_element(By.ID, "start-button").is_enabled(), "the camera check never found the face")
     assert drv.find_element(By.ID, "check-face").get_attribute("data-ok") == "yes"
+    assert drv.find_element(By.ID, "face-box").is_displayed()  # the face found, framed on the preview
     if shots is not None:
         shot(drv, shots, "watch-camera-desktop")
         shot(drv, shots, "watch-camera-phone", width=390)

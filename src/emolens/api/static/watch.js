@@ -133,6 +133,18 @@
     faceLoop();
   }
 
+  // The face the server found, framed on the (mirrored) preview.
+  function showFaceBox(box) {
+    const frame = $("face-box");
+    frame.hidden = !box;
+    if (!box) return;
+    const [x, y, w, h] = box;
+    frame.style.left = `${100 * (1 - x - w)}%`;
+    frame.style.top = `${100 * y}%`;
+    frame.style.width = `${100 * w}%`;
+    frame.style.height = `${100 * h}%`;
+  }
+
   function mark(id, ok, text) { $(id).dataset.ok = ok ? "yes" : "no"; $(id).textContent = text; }
 
   async function faceLoop() {
@@ -152,6 +164,7 @@
             mark("check-face", c.face_found, c.face_found ? "Face found" : "No face found: look at the screen");
             mark("check-light", c.lit, c.lit ? "Light is good" : "Too dark: turn on a light or face a window");
             if (c.face_found && c.lit) $("start-button").disabled = false;
+            showFaceBox(c.box);
           }
         } catch (_) { /* try again */ }
       }
