@@ -79,7 +79,8 @@ class ExportError(EmolensError):
 
 
 class BackendError(EmolensError):
-    """A model server the engine was pointed at (Triton) cannot be reached, is not ready, or refused a request."""
+    """A backend the work was handed to failed: a model server (Triton) cannot be reached, is not ready or
+    refused a request, or a Ray cluster could not be joined or kept failing on a file."""
 
     exit_code = 10
     http_status = 502
