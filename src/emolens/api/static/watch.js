@@ -181,6 +181,18 @@
   }
 
   async function start() {
+    try {
+      await run();
+    } catch (err) {   // no MediaRecorder in this browser, a recorder that fails...
+      if (s.ended) return;
+      abandon(`the page failed: ${err && err.message}`);
+      end("error", "This browser cannot record the session",
+        `Nothing more will be recorded, and what was recorded has been deleted (${err && err.message}). ` +
+        "Please try again with a recent Chrome, Edge or Firefox.");
+    }
+  }
+
+  async function run() {
     setState("playing");
     show("stage");
     try { await $("stage").requestFullscreen(); } catch (_) { /* not allowed here: play in the page */ }
