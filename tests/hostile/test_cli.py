@@ -184,6 +184,11 @@ def test_a_jpeg_with_garbage_mid_stream_is_flagged(caplog: pytest.LogCaptureFixt
     assert loaded.warnings and "damaged JPEG data" in loaded.warnings[0] and "shot.jpg" in loaded.warnings[0]
     assert "damaged JPEG data" in caplog.text
     assert "bytes after the end marker" in (jpeg_damage(data + b"garbage" * 10) or "")
+    pytest.importorskip("av", reason="Huffman-level checks need PyAV")
+    rng = np.random.default_rng(1)
+    garbage = bytes(b if b != 0xFF else 0x11 for b in rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
+    for bad in (data[:mid] + garbage + data[mid:], data[:mid] + garbage + data[mid + len(garbage):]):
+        assert load_image(bad).warnings, "garbage without any 0xFF byte must be flagged too"
     assert "ends inside a scan" in (jpeg_damage(data[:-2]) or "")
 
 

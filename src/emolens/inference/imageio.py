@@ -8,8 +8,9 @@ white; animated images give their first frame. Limits are checked before any pix
 truncated file is refused rather than returned half grey.
 
 A JPEG is also checked for damage the decoder papers over (:func:`jpeg_damage`: bytes that are not
-valid entropy-coded data, restart markers out of order, no end marker, data after it): it is still
-decoded, with a warning logged and kept in :attr:`LoadedImage.warnings`. Only a path to a regular file
+valid entropy-coded data, restart markers out of order, no end marker, data after it, and, where
+PyAV is installed, Huffman data that FFmpeg's strict decoder refuses): it is still decoded, with a
+warning logged and kept in :attr:`LoadedImage.warnings`. Only a path to a regular file
 is opened (a FIFO or a device would block the reader).
 
 Errors: :class:`~emolens.errors.InvalidInput` (missing file, wrong argument type or array shape),
@@ -165,9 +166,30 @@ def jpeg_damage(data: bytes) -> str | None:
     Walks the marker segments and, inside each scan, the entropy-coded bytes: a 0xFF there must be
     stuffing (0xFF00), a restart marker in sequence, or the marker that ends the scan; the file must
     end with EOI and hold nothing after it but padding. Damage that keeps this structure (garbage
-    without any 0xFF byte) goes unseen: only decoding every Huffman code would find it."""
+    without any 0xFF byte) is found by decoding every Huffman code: FFmpeg's MJPEG decoder with
+    ``err_detect=explode`` (PyAV; skipped when it is not installed)."""
     if not data.startswith(b"\xff\xd8"):
         return None
+    return _jpeg_structure(data) or _ffmpeg_refuses(data)
+
+
+def _ffmpeg_refuses(data: bytes) -> str | None:
+    """Why FFmpeg's strict JPEG decoder refuses ``data`` (None when it decodes, or without PyAV)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    ctx = av.CodecContext.create("mjpeg", "r")
+    ctx.options = {"err_detect": "explode", "lowres": "3"}  # every Huffman code, little IDCT work
+    try:
+        ctx.decode(av.Packet(data))
+    except av.error.FFmpegError:
+        return "the compressed image data does not decode cleanly"
+    return None
+
+
+def _jpeg_structure(data: bytes) -> str | None:
+    """What is wrong with the marker structure of JPEG ``data`` (see :func:`jpeg_damage`)."""
     i, n = 2, len(data)
     while i + 2 <= n:
         if data[i] != 0xFF:
