@@ -318,3 +318,14 @@ def test_a_bootstrap_over_the_memory_budget_is_a_422(server: Any) -> None:
     parts += [("files", (n, d, "application/octet-stream")) for n, d in recording_files().items()]
     r = s.client.post("/v1/campaigns", files=parts, data={"bootstrap": "20000"})
     s.error(r, 422, "InvalidInput", "bootstrap <=")
+
+
+def test_several_keys_travel_to_worker_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emolens.api.settings import Settings
+
+    env = make_settings(api_keys=["key-a", "key-b"], job_retention_s=60).to_env()
+    assert json.loads(env["EMOLENS_API_KEYS"]) == ["key-a", "key-b"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    again = Settings()
+    assert again.accepted_keys() == ["key-a", "key-b"] and again.job_retention_s == 60
