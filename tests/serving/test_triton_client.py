@@ -101,6 +101,16 @@ def test_analyzer_through_triton_equals_local_on_generated_faces(triton: tuple[s
         _same(remote.analyze(crop, cropped=True), local.analyze(crop, cropped=True))
 
 
+def test_backend_parameters_beside_the_metadata_are_ignored(tmp_path: Path) -> None:
+    export_repository(tmp_path, ["fer7"])
+    config = tmp_path / "fer7" / "config.pbtxt"
+    config.write_text(config.read_text() + 'parameters { key: "execution_mode" value { string_value: "sequential" } }\n'
+                      'parameters { key: "intra_op_thread_count" value { string_value: "1" } }\n')
+    with serve(tmp_path) as (url, _):
+        model = TritonEmotionModel(url, "fer7")
+        assert model.meta == EmotionModel(resolve_model("fer7")).meta
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -127,6 +127,10 @@ def test_cli_exports_the_models_named(tmp_path: Path, capsys: pytest.CaptureFixt
     assert read_config(out / "yunet" / "config.pbtxt").max_batch_size == 4
     assert "packaged file unchanged" in capsys.readouterr().out
     assert (out / "ferplus8" / "1" / "model.onnx").read_bytes() == select_models(["ferplus8"])[0].path.read_bytes()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(["export-triton", "--out", str(out), "--models", "ferplus8", "--models", "yunet",
+                 "--max-batch-size", "4"]) == 0  # again, over itself: the same files, nothing left over
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_cli_refuses_unknown_models_and_a_file_as_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

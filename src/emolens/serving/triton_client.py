@@ -31,6 +31,8 @@ from ..inference.onnx_model import _temperature, to_probabilities
 from ..modelmeta import ModelMeta
 from ..preprocess import to_model_input
 
+_META_KEYS = frozenset({"emolens_format", *ModelMeta.__dataclass_fields__})
+"""The config parameters that carry the emolens metadata (:meth:`ModelMeta.to_props`)."""
 _WIRE_TYPES = {"TYPE_FP32": ("FP32", np.float32), "TYPE_FP16": ("FP16", np.float16),
                "TYPE_FP64": ("FP64", np.float64)}
 
@@ -93,7 +95,8 @@ class TritonEmotionModel:
 
     def _read_meta(self, config: dict[str, Any]) -> ModelMeta:
         params = config.get("parameters") or {}
-        props = {k: str(v.get("string_value", "")) for k, v in params.items() if isinstance(v, dict)}
+        props = {k: str(v.get("string_value", "")) for k, v in params.items()
+                 if isinstance(v, dict) and k in _META_KEYS}  # backend settings (intra_op_thread_count, ...) skipped
         try:
             meta = ModelMeta.from_props(props, source=self._where)
         except ModelFormatError as e:
