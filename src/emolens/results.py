@@ -78,7 +78,8 @@ def keypoints_json(face: FaceResult) -> str:
 @dataclass(frozen=True)
 class ImageResult:
     """All faces of one image. ``source`` is the path or a caller-given name; ``timings_ms`` holds
-    per-stage milliseconds (``decode``, ``detect``, ``align``, ``classify``) for this image."""
+    per-stage milliseconds (``decode``, ``detect``, ``align``, ``classify``) for this image; ``warnings``
+    says what may be wrong with the result (e.g. damaged JPEG data: the image may be partly wrong)."""
 
     source: str
     width: int
@@ -86,6 +87,7 @@ class ImageResult:
     faces: tuple[FaceResult, ...]
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     model: str = ""
+    warnings: tuple[str, ...] = ()
 
     @property
     def emotions(self) -> list[str]:
@@ -99,6 +101,7 @@ class ImageResult:
             "model": self.model,
             "faces": [f.to_dict() for f in self.faces],
             "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
+            "warnings": list(self.warnings),
         }
 
     def to_json(self, indent: int | None = None) -> str:

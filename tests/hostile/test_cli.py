@@ -284,3 +284,21 @@ def test_video_refuses_a_fifo_instead_of_blocking(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "live.mp4")
     done = run_cli("video", tmp_path / "live.mp4", "--no-progress", timeout=120)
     assert done.returncode == 3 and "is a FIFO, not a video file" in done.stderr
+
+
+def test_damaged_jpeg_warning_reaches_the_result_and_the_json(tmp_path: Path) -> None:
+    """The warning is part of the result every consumer shares (CLI JSON, API), not only a log line."""
+    from emolens.inference.analyzer import Analyzer
+
+    from ..inference.modelfactory import make_model
+
+    data = _jpeg()
+    mid = len(data) // 2
+    damaged = data[:mid] + b"\xff\x00\x11\xff\xd5\x22" + data[mid:]
+    an = Analyzer(make_model(tmp_path / "tiny.onnx"), keypoints=False)
+    res = an.analyze(damaged, source="shot.jpg")
+    assert res.warnings and "damaged JPEG data" in res.warnings[0]
+    assert res.to_dict()["warnings"] == list(res.warnings)
+    (many,) = list(an.analyze_many([("shot.jpg", damaged)]))
+    assert many.warnings == res.warnings
+    assert an.analyze(data).to_dict()["warnings"] == []

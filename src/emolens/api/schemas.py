@@ -69,6 +69,8 @@ class AnalysisOut(BaseModel):
     model: str
     faces: list[FaceOut]
     timings_ms: dict[str, float] = Field(description="Milliseconds per stage (decode, detect, ...).")
+    warnings: list[str] = Field(default_factory=list,
+                                description="What may be wrong with this result (e.g. damaged JPEG data).")
 
     @classmethod
     def from_result(cls, result: ImageResult, source: str) -> AnalysisOut:
@@ -80,6 +82,7 @@ class AnalysisOut(BaseModel):
             model=d["model"],
             faces=[FaceOut.from_result(f) for f in result.faces],
             timings_ms=d["timings_ms"],
+            warnings=[w.replace(result.source, source) for w in result.warnings],
         )
 
 

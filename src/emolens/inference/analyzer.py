@@ -76,6 +76,7 @@ class _Prepared:
     poses: list[HeadPose | None] = field(default_factory=list)
     whole_image: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 class Analyzer:
@@ -219,18 +220,24 @@ class Analyzer:
         return out
 
     def _prepare(self, image: ImageSource, source: str | None, cropped: bool) -> _Prepared:
+        """Decode, detect and align one image (with its decoding warnings)."""
         t0 = time.perf_counter()
         img = load_image(image, max_bytes=self.max_bytes, max_pixels=self.max_pixels, name=source)
-        rgb, (h, w) = img.rgb, img.rgb.shape[:2]
+        p = self._prepare_loaded(img.rgb, img.source, cropped, t0)
+        p.warnings = img.warnings
+        return p
+
+    def _prepare_loaded(self, rgb: np.ndarray, source: str, cropped: bool, t0: float) -> _Prepared:
+        h, w = rgb.shape[:2]
         t1 = time.perf_counter()
         if cropped:  # the caller says the whole image is one face (FER-style crops)
-            p = self._prepare_whole(img.source, rgb, score=1.0)
+            p = self._prepare_whole(source, rgb, score=1.0)
             p.timings = {"decode": _ms(t0, t1), "detect": 0.0, "align": _ms(t1, time.perf_counter())}
             return p
         dets = self.detect_faces(rgb)
         if not dets and self.whole_image_fallback and looks_like_face_crop(rgb):
             t2 = time.perf_counter()
-            p = self._prepare_whole(img.source, rgb, score=0.0)
+            p = self._prepare_whole(source, rgb, score=0.0)
             p.timings = {"decode": _ms(t0, t1), "detect": _ms(t1, t2), "align": _ms(t2, time.perf_counter())}
             return p
         t2 = time.perf_counter()
@@ -241,7 +248,7 @@ class Analyzer:
             aligned = [self.align_face(rgb, d, gray) for d in dets]
         t3 = time.perf_counter()
         p = _Prepared(
-            img.source, w, h, [d.box for d in dets], [d.score for d in dets],
+            source, w, h, [d.box for d in dets], [d.score for d in dets],
             [a[0] for a in aligned], [a[1] for a in aligned], [a[2] for a in aligned],
             [self.head_pose(d, a[2], (h, w)) for d, a in zip(dets, aligned, strict=True)],
         )
@@ -270,7 +277,7 @@ class Analyzer:
                 looking=self.attention.looking(pose), whole_image=p.whole_image,
             ))
         timings = {**p.timings, "classify": classify_ms}
-        return ImageResult(p.source, p.width, p.height, tuple(faces), timings, self.model_name)
+        return ImageResult(p.source, p.width, p.height, tuple(faces), timings, self.model_name, p.warnings)
 
     # ------------------------------------------------------------ public API
 
