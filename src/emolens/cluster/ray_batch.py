@@ -149,9 +149,9 @@ def _run(calls: list[tuple[str, tuple[Any, ...]]], names: list[str], spec: Engin
     if not calls:
         return iter(())
     ray = _ray()
-    started = _start(ray, address)
 
-    def stream() -> Iterator[Outcome]:
+    def stream() -> Iterator[Outcome]:  # Ray is joined when the first outcome is asked for
+        started = _start(ray, address)
         try:
             pool, spawn = _actors(ray, spec, factory, actors)
             with _progress(len(calls), progress, unit) as bar:
