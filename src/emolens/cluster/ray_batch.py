@@ -120,7 +120,7 @@ def _start(ray: Any, address: str | None) -> bool:
 def _actors(ray: Any, spec: EngineSpec, factory: Factory | None, count: int | None) -> tuple[list[Any], Any]:
     """(the actor pool, a function that starts one more actor), each actor's engine built and checked (an
     engine that cannot be built raises its named error here, before any file)."""
-    cpus = int(ray.available_resources().get("CPU", 1))
+    cpus = int(ray.cluster_resources().get("CPU", 1))
     n = count if count is not None else max(1, cpus // spec.threads)
     if n < 1:
         raise InvalidInput(f"actors must be >= 1, got {n}")
