@@ -13,6 +13,7 @@ def plot_study(study: Any, path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     trials = [t for t in study.trials if t.intermediate_values]
     best_number = max(trials, key=lambda t: max(t.intermediate_values.values())).number if trials else -1
@@ -46,6 +47,8 @@ def plot_study(study: Any, path: str | Path) -> None:
     order.grid(alpha=0.3)
     if trials:
         order.legend(loc="lower right")
+    for ax in (curves, order):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"emolens tune: study {study.study_name!r}, {len(study.trials)} trials")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
