@@ -20,9 +20,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --gid 10001 emolens \
     && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin emolens
 COPY --from=build /wheels /wheels
-# The base install is the inference path (onnxruntime, opencv-headless, pillow, fastapi, uvicorn):
-# no [train] extra, so no torch. Fail the build if torch slipped in or no model is shipped.
-RUN pip install /wheels/*.whl \
+# The [serve] extra: the inference path plus the API, jobs, video and campaign packages; no [train]
+# extra, so no torch. Fail the build if torch slipped in or no model is shipped.
+# DL3013 (pin versions): this is our own wheel, built above; its dependencies are bounded in pyproject.toml.
+# hadolint ignore=DL3013
+RUN whl="$(ls /wheels/emolens-*.whl)" \
+    && pip install "${whl}[serve]" \
     && rm -rf /wheels \
     && python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
     && python -c "from pathlib import Path; from emolens.inference.shipped import default_model_path as d; assert Path(d()).is_file(), d()"

@@ -78,6 +78,17 @@ class ExportError(EmolensError):
     http_status = 500
 
 
+class MissingExtra(EmolensError):
+    """An optional package a feature needs is not installed; ``extra`` names the ``emolens[extra]`` that brings it."""
+
+    exit_code = 11
+    http_status = 501
+
+    def __init__(self, message: str, extra: str = "") -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
 class BackendError(EmolensError):
     """A backend the work was handed to failed: a model server (Triton) cannot be reached, is not ready or
     refused a request, or a Ray cluster could not be joined or kept failing on a file."""

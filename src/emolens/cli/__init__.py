@@ -46,9 +46,13 @@ for _module in (data, train, tune, evaluate, export, export_triton, keypoints, m
 
 def _click_exceptions() -> tuple[type[Exception], ...]:
     """click's ClickException, and typer's bundled copy of it (typer >= 0.29 vendors click)."""
-    import click
+    found: list[type[Exception]] = []
+    try:
+        import click
 
-    found: list[type[Exception]] = [click.ClickException]
+        found.append(click.ClickException)
+    except ImportError:  # typer >= 0.29 vendors click and no longer installs it
+        pass
     try:
         from typer._click.exceptions import ClickException as vendored
 
@@ -68,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except ImportError as err:  # a command's optional package is not installed: name the extra
+        from ..extras import missing_extra
+
+        args = sys.argv[1:] if argv is None else argv
+        missing = missing_extra(err, next((a for a in args if not a.startswith("-")), None))
+        if missing is None:
+            raise
+        typer.echo(f"error: {missing}", err=True)
+        return exit_code_for(missing)
     except typer.Exit as e:
         return int(e.exit_code)
     except typer.Abort:
