@@ -74,6 +74,8 @@ def test_killed_study_resumes_and_counts_finished_trials(tmp_path: Path):
     assert study.trials[killed.number].state == optuna.trial.TrialState.FAIL
     retried = study.trials[killed.number + 1]  # its parameters are tried again first
     assert retried.params == killed_params and retried.state == optuna.trial.TrialState.COMPLETE
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 3  # new sessions draw new points
     with pytest.raises(ConfigError, match="other settings"):
         run_study(_tc(out, trials=3, epochs=2), ds)
 

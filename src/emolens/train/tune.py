@@ -151,9 +151,10 @@ def _pruner(name: str, epochs: int) -> Any:
     import optuna
 
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        # Never on the first epoch alone: it says little about the end (docs/models/README.md).
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=min(2, epochs), max_resource=epochs, reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
@@ -166,6 +167,8 @@ def open_study(tc: TuneConfig) -> Any:
     storage = optuna.storages.RDBStorage(f"sqlite:///{out.resolve() / 'study.db'}")
     study = optuna.create_study(study_name=tc.study, storage=storage, direction="maximize", load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=tc.seed), pruner=_pruner(tc.pruner, tc.epochs))
+    # A resumed session seeds its sampler past the trials already run, so it does not draw them again.
+    study.sampler = optuna.samplers.TPESampler(seed=tc.seed + len(study.trials))
     settings = {k: v for k, v in tc.to_dict().items() if k not in ("trials", "out")}
     saved = study.user_attrs.get("settings")
     if saved is None:
