@@ -94,3 +94,25 @@ def test_default_media_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.delenv("EMOLENS_SHARED")
     monkeypatch.chdir(tmp_path)
     assert campaign_cli.default_media_dir() == tmp_path.parent / "shared" / "data" / "media"
+
+
+def test_a_recording_that_cannot_be_analysed_makes_the_run_partial(tmp_path: Path, model: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outputs are written, but a recording is missing from them: exit 8 (partial), as a job ends partial."""
+    from emolens.partial import PARTIAL_EXIT_CODE
+
+    write_video(tmp_path / "face.avi", [[(40, 30, 40, "left")]] * 30, fps=10.0)
+    (tmp_path / "broken.avi").write_bytes(b"RIFF" + b"\x00" * 4000)
+    path = tmp_path / "m.yaml"
+    path.write_text("ads:\n  - {name: one, duration_s: 2}\nrecordings:\n"
+                    "  - {viewer: v1, ad: one, recording: face.avi}\n"
+                    "  - {viewer: v2, ad: one, recording: broken.avi}\n")
+    monkeypatch.setattr("emolens.cli.campaign._analyzer", lambda m, d: _square_analyzer(m))
+    out = tmp_path / "out"
+    code = run(["campaign", "analyze", str(path), "--out", str(out), "--model", str(model), "--sample-fps", "2",
+                "--bootstrap", "20", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == PARTIAL_EXIT_CODE, captured.err
+    assert "partial result: 1 recording(s) could not be analysed" in captured.err
+    assert (out / "summary.json").is_file() and (out / "report.html").is_file()

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fsio
 from ..errors import InvalidInput
 from .kpis import AD_KPIS as KPI_COLUMNS
 from .report_ads import AdData, ad_section
@@ -64,10 +65,9 @@ def write_report(summary: Mapping[str, Any], series: pd.DataFrame, out_dir: Path
     _check(summary, series)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "report.html"
-    path.write_text(render_report(summary, series, out_dir, timeline=timeline, viewer_seconds=viewer_seconds,
-                                  viewer_kpis=viewer_kpis), encoding="utf-8")
-    return path
+    html = render_report(summary, series, out_dir, timeline=timeline, viewer_seconds=viewer_seconds,
+                         viewer_kpis=viewer_kpis)
+    return fsio.write_text(out_dir / "report.html", html)  # whole or not at all (OutputError when it cannot)
 
 
 def _check(summary: Mapping[str, Any], series: pd.DataFrame) -> None:

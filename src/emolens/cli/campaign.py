@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..partial import PARTIAL_EXIT_CODE
+
 if TYPE_CHECKING:
     from ..campaign.run import CampaignResult, CampaignSettings
     from ..inference.analyzer import Analyzer
@@ -109,6 +111,11 @@ def _run(manifest: Path, out: Path, model: str | None, detector: str, cache_dir:
     print_ranking(result)
     if store is not None:
         typer.echo(f"norms: {store.path} (this campaign's ads recorded)")
+    failed = [q for q in result.summary["qc"] if str(q.get("reason") or "").startswith("could not be analysed")]
+    if failed:  # the outputs are written, but recordings are missing from them: partial, as a job would be
+        typer.echo(f"warning: partial result: {len(failed)} recording(s) could not be analysed (see excluded above)",
+                   err=True)
+        raise typer.Exit(PARTIAL_EXIT_CODE)
 
 
 def _analyzer(model: str | None, detector: str) -> Analyzer:
