@@ -269,7 +269,8 @@ def write_results(study: Any, tc: TuneConfig) -> None:
     if any(r["state"] == "complete" for r in rows):
         best = study.best_trial
         cfg = best_config(study, tc)
-        header = (f"# Recipe found by `emolens tune` (study {tc.study!r}, {len(rows)} trials): trial {best.number},\n"
+        which = "the base recipe itself" if best.user_attrs.get("baseline") else f"trial {best.number}"
+        header = (f"# Recipe found by `emolens tune` (study {tc.study!r}, {len(rows)} trials): {which},\n"
                   f"# validation accuracy {best.value:.4f} on a proxy of {tc.epochs} epochs"
                   f"{f', {tc.limit} training images' if tc.limit else ''}"
                   f"{f', width {tc.width:g}' if tc.width else ''}; full length here.\n")
