@@ -304,7 +304,8 @@ def register(app: typer.Typer) -> None:
                                         help="... and within this pitch (degrees)"),
         cropped: bool = typer.Option(False, "--cropped", help="inputs are face crops: skip detection"),
         batch_size: int = typer.Option(64, "--batch-size", min=1, help="faces per classifier batch"),
-        threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for inference (0 = all)"),
+        threads: int = typer.Option(0, "--threads", min=0,
+                                    help="ONNX Runtime threads per model (0 = one, measured fastest here)"),
         workers: int = typer.Option(
             0, "--workers", min=0, help="images decoded and searched for faces at once (0 = one per CPU core)"
         ),

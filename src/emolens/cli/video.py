@@ -174,7 +174,8 @@ def register(app: typer.Typer) -> None:
                                             help="seconds between summary lines on stderr when headless (0 = off)"),
         progress: bool | None = typer.Option(None, "--progress/--no-progress", help="progress bar (default: on a tty)"),
         loop: int = typer.Option(1, "--loop", min=1, help="play the file this many times (soak tests)"),
-        threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for inference (0 = all)"),
+        threads: int = typer.Option(0, "--threads", min=0,
+                                    help="ONNX Runtime threads per model (0 = one, measured fastest here)"),
         no_align: bool = typer.Option(False, "--no-align", help="do not rotate faces upright first"),
         no_keypoints: bool = typer.Option(
             False, "--no-keypoints", help="skip the facial-keypoint model (no keypoints/roll in the output)"

@@ -87,7 +87,9 @@ class Analyzer:
     or None for the default packaged model. ``detector``: a registry name
     (``auto``, ``haar``, ``dlib``, ``mediapipe``) or any object with ``detect(rgb)``. ``align``:
     level the eyes before cropping. ``tta``: also classify the mirrored crop and average.
-    ``threads``: ONNX Runtime intra-op threads and, when > 0, ``cv2.setNumThreads`` (process-wide).
+    ``threads``: ONNX Runtime intra-op threads of the emotion and keypoint models and, when > 0,
+    ``cv2.setNumThreads`` (process-wide); 0 = one thread per model (:data:`~.onnx_model.DEFAULT_THREADS`,
+    measured fastest for these small models; use ``analyze_many(workers=...)`` for parallelism).
     ``keypoints``: the facial-keypoint model (:class:`~.landmarks.LandmarkModel`, a path, a packaged
     model's name, ``None`` for the packaged keypoint model when one ships, ``False`` for none). With
     one, every face gets ``keypoints`` (name -> (x, y) in image pixels, the model's names: for the
