@@ -122,6 +122,17 @@ def test_upload_poll_result_report_and_files(api: Any, tmp_path: Path) -> None:
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
     assert "sandbox" in report.headers["content-security-policy"]
     assert "<html" in report.text and "spring" in report.text
+    # the report's relative links (series.csv, kpis.csv, ...) resolve beside it, to the job's own files
+    import re
+    from urllib.parse import urljoin
+
+    linked = sorted(set(re.findall(r'href="([\w./-]+\.(?:csv|json|parquet))"', report.text)))
+    assert "series.csv" in linked
+    for href in linked:
+        got = a.call("GET", urljoin(body["links"]["report"], href))
+        assert got.status_code == 200, href
+    assert_error(a.call("GET", urljoin(body["links"]["report"], "nope.csv")), 404, "JobFileNotFound")
+    assert a.call("GET", body["links"]["report"].replace("/report", "/..%2F..%2Fsummary.json")).status_code == 404
     a.call("GET", names["summary.json"]["url"])
     a.assert_no_server_path()
     assert uploads_left(tmp_path) == []  # uploads deleted once the job ended

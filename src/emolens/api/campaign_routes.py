@@ -38,7 +38,7 @@ from ..jobs.runner import JobQueueFull, JobRunner
 from .bodylimit import human_bytes
 from .deps import get_client, get_settings, require_api_key
 from .errors import ApiError, describe_validation_errors
-from .jobs_routes import JobService, finished_job, get_job_service, get_runner
+from .jobs_routes import JobService, finished_job, get_job_file, get_job_service, get_runner
 from .routes import clean_filename
 from .schemas import CampaignCreatedOut, CampaignFromPathIn, CampaignLinksOut, CampaignOptionsIn, ErrorOut
 from .settings import Settings
@@ -340,3 +340,23 @@ def get_campaign_report(
         raise JobFileNotFound(f"campaign job {job_id} has no report")
     return FileResponse(path, media_type="text/html", filename="report.html", content_disposition_type="inline",
                         headers=REPORT_HEADERS)
+
+
+@campaigns_router.get(
+    "/campaigns/{job_id}/{name:path}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "One file of the campaign's outputs."},
+        **_AUTH,
+        404: _err("No job with this id, not a campaign, or no such file among its outputs."),
+    },
+)
+def get_campaign_file(
+    job_id: str, name: str, runner: JobRunner = Depends(get_runner), client: str = Depends(get_client)
+) -> FileResponse:
+    """A file of the campaign's outputs, by the name the report links to (``series.csv``, ``kpis.csv``, ...):
+    the report's relative links work when it is served at ``/v1/campaigns/{id}/report``."""
+    kind = runner.store.get(job_id, client=client).kind
+    if kind != CAMPAIGN_KIND:
+        raise JobFileNotFound(f"job {job_id} is a {kind} job, not a campaign")
+    return get_job_file(job_id, name, runner, client)
