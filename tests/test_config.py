@@ -51,3 +51,16 @@ def test_parse_override():
     assert parse_override("model.arch=vgg") == ("model.arch", "vgg")
     with pytest.raises(ConfigError):
         parse_override("nonsense")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads(path: Path) -> None:
+    """Every recipe in configs/ is a valid config (keypoint recipes through their own loader)."""
+    if path.name.startswith("keypoints"):
+        from emolens.train.keypoints.recipe import load_keypoint_config
+
+        cfg = load_keypoint_config(path)
+    else:
+        cfg = load_config(path)
+    assert cfg.epochs >= 1 and cfg.model.arch
