@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # rich and the results are imported when output is written, n
     from rich.table import Table
 
     from ..inference.summary import EmotionSummary
-    from ..results import ImageResult
+    from ..results import FaceResult, ImageResult
 
 
 class OutputFormat(StrEnum):
@@ -170,16 +170,19 @@ class TableWriter(ResultWriter):
         self._console.print(f"{head}: {n} face{'s' if n != 1 else ''}")
         table = _table()
         for col, justify in (("#", "right"), ("box x,y,w,h", "left"), ("det", "right"),
-                             ("emotion", "left"), ("conf", "right"), ("runners-up", "left")):
+                             ("emotion", "left"), ("conf", "right"), ("runners-up", "left"),
+                             ("head yaw/pitch", "left")):
             table.add_column(col, justify=justify)  # type: ignore[arg-type]
         for i, face in enumerate(result.faces):
             ranked = sorted(face.probabilities.items(), key=lambda kv: -kv[1])
             runners = ", ".join(f"{lb} {p:.0%}" for lb, p in ranked[1:3] if lb != face.emotion)
             table.add_row(
                 str(i), ",".join(str(int(v)) for v in face.box), f"{face.detection_score:.2f}",
-                face.emotion, f"{face.confidence:.0%}", runners,
+                face.emotion, f"{face.confidence:.0%}", runners, _head(face),
             )
         self._console.print(table)
+        for warning in result.warnings:
+            self._console.print(f"warning: {warning}")
 
     def error(self, source: str, err: BaseException) -> None:
         self._errors += 1
@@ -213,3 +216,12 @@ def make_writer(fmt: str | OutputFormat, stream: TextIO) -> ResultWriter:
         return _WRITERS[name](stream)
     except KeyError:
         raise InvalidInput(f"unknown output format {name!r}; known: {', '.join(_WRITERS)}") from None
+
+
+def _head(face: FaceResult) -> str:
+    """The table's head-pose cell: looking or not, with yaw/pitch; the whole-image fallback said so."""
+    if face.whole_image:
+        return "whole image"
+    if face.yaw is None or face.pitch is None:
+        return "-"
+    return f"{'looking' if face.looking else 'away'} {face.yaw:+.0f}/{face.pitch:+.0f}"
