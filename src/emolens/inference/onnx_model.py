@@ -9,7 +9,7 @@ instance may be shared by threads: ONNX Runtime sessions are safe for concurrent
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -91,6 +91,23 @@ def to_probabilities(y: np.ndarray, meta: ModelMeta, temperature: float) -> np.n
     return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
 
 
+def predict_crops(meta: ModelMeta, predict_input: Callable[[np.ndarray], np.ndarray], crops: Sequence[np.ndarray],
+                  batch_size: int = 64, tta: bool = False) -> np.ndarray:
+    """Face crops -> ``(N, K)`` probabilities through ``predict_input`` (a local session or a remote server),
+    in batches of ``batch_size``: every crop resized and normalised as ``meta`` says
+    (:func:`emolens.preprocess.to_model_input`); ``tta`` averages with the mirrored crop."""
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
+    out = np.empty((len(crops), meta.num_classes), dtype=np.float64)
+    for i in range(0, len(crops), batch_size):
+        x = to_model_input(crops[i : i + batch_size], meta.input_size, meta.channels, meta.mean, meta.std)
+        p = predict_input(x)
+        if tta:
+            p = (p + predict_input(np.ascontiguousarray(x[..., ::-1]))) / 2.0
+        out[i : i + len(x)] = p
+    return out
+
+
 @runtime_checkable
 class FaceClassifier(Protocol):
     """What :class:`~emolens.inference.analyzer.Analyzer` uses of an emotion model: :class:`EmotionModel`
@@ -166,17 +183,7 @@ class EmotionModel:
         Crops are resized and normalised as the metadata says (:func:`emolens.preprocess.to_model_input`).
         ``tta``: average with the prediction on the mirrored crop.
         """
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
-        out = np.empty((len(crops), self.meta.num_classes), dtype=np.float64)
-        m = self.meta
-        for i in range(0, len(crops), batch_size):
-            x = to_model_input(crops[i : i + batch_size], m.input_size, m.channels, m.mean, m.std)
-            p = self.predict_input(x)
-            if tta:
-                p = (p + self.predict_input(np.ascontiguousarray(x[..., ::-1]))) / 2.0
-            out[i : i + len(x)] = p
-        return out
+        return predict_crops(self.meta, self.predict_input, crops, batch_size, tta)
 
     def predict_input(self, x: np.ndarray) -> np.ndarray:
         """An already-normalised float ``(N, C, H, W)`` batch -> ``(N, K)`` float64 probabilities (rows sum to 1)."""

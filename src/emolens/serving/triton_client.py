@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendError, InvalidInput, ModelFormatError
-from ..inference.onnx_model import _temperature, to_probabilities
+from ..inference.onnx_model import _temperature, predict_crops, to_probabilities
 from ..modelmeta import ModelMeta
-from ..preprocess import to_model_input
 
 _META_KEYS = frozenset({"emolens_format", *ModelMeta.__dataclass_fields__})
 """The config parameters that carry the emolens metadata (:meth:`ModelMeta.to_props`)."""
@@ -158,17 +157,7 @@ class TritonEmotionModel:
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = 64, tta: bool = False) -> np.ndarray:
         """Face crops (uint8 RGB or gray, any size) -> ``(N, K)`` probabilities, as
         :meth:`~emolens.inference.onnx_model.EmotionModel.predict` computes them locally."""
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
-        out = np.empty((len(crops), self.meta.num_classes), dtype=np.float64)
-        m = self.meta
-        for i in range(0, len(crops), batch_size):
-            x = to_model_input(crops[i : i + batch_size], m.input_size, m.channels, m.mean, m.std)
-            p = self.predict_input(x)
-            if tta:
-                p = (p + self.predict_input(np.ascontiguousarray(x[..., ::-1]))) / 2.0
-            out[i : i + len(x)] = p
-        return out
+        return predict_crops(self.meta, self.predict_input, crops, batch_size, tta)
 
     def __repr__(self) -> str:
         return f"TritonEmotionModel({self.url!r}, {self.name!r}, labels={list(self.labels)})"
