@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,10 @@ def missing(reason: str) -> None:
 
 
 @contextmanager
-def chromium_driver(profile_dir: Path, window: tuple[int, int] = (1280, 1000)) -> Iterator[Any]:
-    """A selenium Chrome driver on headless Chromium, its browser console log captured; quit on exit."""
+def chromium_driver(profile_dir: Path, window: tuple[int, int] = (1280, 1000),
+                    extra_flags: Sequence[str] = ()) -> Iterator[Any]:
+    """A selenium Chrome driver on headless Chromium, its browser console log captured; quit on exit.
+    ``extra_flags``: more Chromium switches (a fake camera, autoplay, ...)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     chromedriver = shutil.which("chromedriver")
     if not chromium or not chromedriver:
@@ -49,7 +51,8 @@ def chromium_driver(profile_dir: Path, window: tuple[int, int] = (1280, 1000)) -
         missing("selenium is not installed (pip install selenium)")
     options = Options()
     options.binary_location = str(chromium)
-    for flag in (*CHROME_FLAGS, f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile_dir}"):
+    for flag in (*CHROME_FLAGS, f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile_dir}",
+                 *extra_flags):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)

@@ -17,7 +17,6 @@ per second keep it to well under a minute of analysis on a 2-core machine.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ import pytest
 from emolens.api.app import create_app
 from emolens.studies.media import last_frame_time
 from emolens.studies.store import StudyStore
-from tests.browser import CHROME_FLAGS, missing
+from tests.browser import chromium_driver
 
 from .conftest import make_settings
 from .live import live_server
@@ -82,32 +81,12 @@ def write_ad(src: Path, dst: Path, seconds: float, fps: int = 15) -> None:
 @contextmanager
 def camera_browser(profile: Path, camera: Path | None, allow: bool,
                    window: tuple[int, int] = (1100, 800)) -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if not chromium or not chromedriver:
-        missing("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing("selenium is not installed (pip install selenium)")
-    options = Options()
-    options.binary_location = str(chromium)
-    flags = [*CHROME_FLAGS, f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile}",
-             "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+    flags = ["--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
              "--use-fake-ui-for-media-stream" if allow else "--deny-permission-prompts"]
     if camera is not None:
         flags.append(f"--use-file-for-fake-video-capture={camera}")
-    for flag in flags:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
-    drv.set_page_load_timeout(60)
-    try:
+    with chromium_driver(profile, window, flags) as drv:
         yield drv
-    finally:
-        drv.quit()
 
 
 def wait_state(drv: Any, *states: str, timeout: float = WAIT_S) -> str:
