@@ -3,7 +3,8 @@
 # code (later edits to the work tree cannot change a running or resumed run). Every session begins with it.
 #   scripts/long_run.sh configs/fer2013_vgg_teacher.yaml          # run folder ~/emolens-runs/fer2013_vgg_teacher
 #   tail -f ~/emolens-runs/fer2013_vgg_teacher.log                # progress; history.csv and curves.png in the folder
-# The run checkpoints every epoch (last.pt) and resumes exactly where a killed session left it.
+# The run checkpoints every epoch (last.pt) and resumes exactly where a killed session left it; on a machine
+# without the run folder it starts from the committed snapshot snapshots/NAME.pt when there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${1:?usage: scripts/long_run.sh CONFIG.yaml [PYTHON]}
@@ -15,7 +16,10 @@ mkdir -p "$RUNS"
 if pgrep -f -- "--out $OUT( |$)" >/dev/null; then echo "already running: $OUT"; exit 0; fi
 if [ ! -d "$RUNS/code-$NAME" ]; then cp -r src/emolens "$RUNS/code-$NAME.tmp" && mkdir -p "$RUNS/code-$NAME" \
   && mv "$RUNS/code-$NAME.tmp" "$RUNS/code-$NAME/emolens"; fi
-if [ -f "$OUT/last.pt" ]; then ARGS=(--resume --out "$OUT"); else
+SNAP="$PWD/snapshots/$NAME.pt"  # committed by `emolens snapshot` (docs/models/README.md): a changed machine
+if [ -f "$OUT/last.pt" ]; then ARGS=(--resume --out "$OUT")
+elif [ -f "$SNAP" ]; then ARGS=(--resume --out "$OUT" --from-snapshot "$SNAP"); echo "no $OUT/last.pt: from $SNAP"
+else
   cp "$CONFIG" "$RUNS/$NAME.yaml"
   ARGS=(--config "$RUNS/$NAME.yaml" --out "$OUT"); fi  # data paths in the config are relative to the repo root
 PYTHONPATH="$RUNS/code-$NAME" OMP_NUM_THREADS=2 nohup setsid nice -n 10 "$PY" -m emolens train "${ARGS[@]}" \

@@ -66,6 +66,9 @@ def train_command(
         list[str] | None, typer.Option("--set", help="Any config key, e.g. --set optim.weight_decay=1e-4")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    from_snapshot: Annotated[str | None, typer.Option(
+        "--from-snapshot", help="With --resume: start --out from this snapshot (emolens snapshot) when it holds"
+        " no run yet, e.g. on a changed machine.")] = None,
     time_limit: Annotated[float | None, typer.Option(help="Stop (resumably) after this many minutes.")] = None,
     evaluate: Annotated[bool, typer.Option(help="Evaluate the best model on the test split at the end.")] = True,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
@@ -101,9 +104,16 @@ def train_command(
     for item in set_ or []:
         key, value = parse_override(item)
         overrides[key] = value
+    if from_snapshot is not None and not (resume and out is not None):
+        raise ConfigError("--from-snapshot needs --resume --out RUN_DIR (the run folder to start from it)")
     if resume and config is None:
         if out is None:
             raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
+        if from_snapshot is not None and not (Path(out) / "last.pt").exists():
+            from ..train.snapshot import seed_run
+
+            seeded = seed_run(from_snapshot, out)
+            typer.echo(f"started {out} from the snapshot {from_snapshot} (epoch {seeded.epoch})", err=True)
         config = Path(out) / "config.yaml"
     cfg = load_config(config, overrides)
     ds = load_dataset(cfg.data, seed=cfg.seed)
@@ -128,5 +138,20 @@ def train_command(
         )
 
 
+def snapshot_command(
+    run: Annotated[str, typer.Argument(help="Run folder holding last.pt.")],
+    out: Annotated[str, typer.Option(help="Snapshot file to write, e.g. snapshots/NAME.pt.")],
+) -> None:
+    """Write a compact, resumable snapshot of a run (float16 weights, config, epoch, history: small enough to
+    commit); `emolens train --resume --out DIR --from-snapshot FILE` carries on from it on another machine."""
+    from ..train.snapshot import write_snapshot
+
+    snap = write_snapshot(run, out)
+    size = Path(out).stat().st_size / 1e6
+    typer.echo(f"wrote {out} ({size:.1f} MB): epoch {snap.epoch}/{snap.config.epochs}, best val acc "
+               f"{snap.best_metric:.4f}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
+    app.command("snapshot")(snapshot_command)

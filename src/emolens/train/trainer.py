@@ -34,6 +34,7 @@ from .history import plot_curves, write_history
 from .loop import epoch_generator, open_run, patience_exhausted, restore, run_epochs, set_lr
 from .precision import autocast, memory_format, resolve_precision
 from .schedule import LRSchedule
+from .snapshot import is_snapshot
 from .tensors import SplitTensors, channel_stats, normalize_batch, split_tensors
 
 log = logging.getLogger("emolens.train")
@@ -158,6 +159,14 @@ class Trainer:
         extra = ckpt.extra or {}
         if self.distiller is not None:
             self.distiller.check_resumed(extra.get("teacher_sha256"), path)
+        if is_snapshot(ckpt):  # compact: the raw weights and the average restart from the saved weights
+            if self.ema is not None:
+                self.ema.module.load_state_dict(ckpt.model_state)
+                steps = extra["snapshot"].get("ema_steps") or 1
+                self.ema.n_averaged.fill_(steps)  # type: ignore[operator]
+            log.info("resumed from the snapshot %s at epoch %d (best val acc %.4f): momentum restarts from zero"
+                     " and the weight average from the snapshot's weights", path, ckpt.epoch, ckpt.best_metric)
+            return
         if self.ema is not None:
             if "train_state" not in extra or "ema_state" not in extra:
                 raise CheckpointError(f"{path} holds no weight average although optim.ema is on")
