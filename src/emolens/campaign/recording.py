@@ -16,6 +16,8 @@ Anything with the :class:`RecordingAnalyser` shape can replace it (tests inject 
 probabilities). :class:`FrameCache` keeps one Parquet file per recording, keyed by a hash of the
 recording's files (resolved path, size, mtime_ns), the ad window and the analyser's identity
 (model file hash, labels, detector, options), so re-running a campaign analyses only what changed.
+:func:`analyse_all` can hand the recordings the cache does not hold to a ``remote`` reader (Ray actors,
+``emolens campaign analyze --ray``), which runs :func:`read_recording` with the same engine elsewhere.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -223,36 +225,69 @@ class FrameCache:
         os.replace(tmp, self.folder / f"{key}.parquet")
 
 
+def recording_window(rec: Recording, duration_s: float) -> tuple[float, float]:
+    """The ad's time window in a video recording (``(0, 0)`` for photos)."""
+    return (rec.offset_s, rec.offset_s + duration_s) if rec.kind == "video" else (0.0, 0.0)
+
+
+def read_recording(kind: str, path: Path, window: tuple[float, float], analyser: RecordingAnalyser) -> pd.DataFrame:
+    """The frame table of one recording, analysed now (no cache): a video's frames inside ``window``, or
+    a photo folder's (or single photo's) rows. Raises EmolensError when it cannot be read."""
+    if kind == "video":
+        return analyser.analyse_video(path, *window)
+    return analyser.analyse_photos(photo_files(path) if path.is_dir() else [path])
+
+
+RemoteReader = Callable[[Sequence[tuple[Recording, tuple[float, float]]]], Iterable["pd.DataFrame | EmolensError"]]
+"""Reads many recordings elsewhere (on Ray: :func:`emolens.cluster.ray_batch.analyze_recordings`): given
+``(recording, window)`` pairs, yields for each, in order, its frame table or the EmolensError that stopped it."""
+
+
+def _from_cache(rec: Recording, window: tuple[float, float], analyser: RecordingAnalyser,
+                cache: FrameCache) -> tuple[RecordingFrames | None, str]:
+    """(the recording's result when the cache settles it: found there, or its files unreadable; its cache key)."""
+    try:
+        key = cache.key(rec, window, analyser.identity)
+    except OSError as err:
+        return RecordingFrames(rec, empty_frames(analyser.labels), f"cannot read {rec.path}: {err}"), ""
+    found = cache.load(key, analyser.labels)
+    return (None if found is None else RecordingFrames(rec, found, None, cached=True)), key
+
+
+def _settle(rec: Recording, key: str, got: pd.DataFrame | EmolensError, analyser: RecordingAnalyser,
+            cache: FrameCache) -> RecordingFrames:
+    """A freshly analysed recording: its frame table saved in the cache, or its error (an empty table)."""
+    if isinstance(got, EmolensError):
+        log.warning("%s: excluded: %s", rec.path, got)
+        return RecordingFrames(rec, empty_frames(analyser.labels), str(got))
+    cache.save(key, got)
+    return RecordingFrames(rec, got, None, cached=False)
+
+
 def analyse_recording(
     rec: Recording, duration_s: float, analyser: RecordingAnalyser, cache: FrameCache
 ) -> RecordingFrames:
     """The frame table of one recording (from the cache when it is there). An EmolensError while
     reading it (unreadable video, ...) gives an empty table and the error's message."""
-    window = (rec.offset_s, rec.offset_s + duration_s) if rec.kind == "video" else (0.0, 0.0)
+    window = recording_window(rec, duration_s)
+    settled, key = _from_cache(rec, window, analyser, cache)
+    if settled is not None:
+        return settled
     try:
-        key = cache.key(rec, window, analyser.identity)
-    except OSError as err:
-        return RecordingFrames(rec, empty_frames(analyser.labels), f"cannot read {rec.path}: {err}")
-    found = cache.load(key, analyser.labels)
-    if found is not None:
-        return RecordingFrames(rec, found, None, cached=True)
-    try:
-        if rec.kind == "video":
-            frames = analyser.analyse_video(rec.path, *window)
-        else:
-            files = photo_files(rec.path) if rec.path.is_dir() else [rec.path]
-            frames = analyser.analyse_photos(files)
+        got: pd.DataFrame | EmolensError = read_recording(rec.kind, rec.path, window, analyser)
     except EmolensError as err:
-        log.warning("%s: excluded: %s", rec.path, err)
-        return RecordingFrames(rec, empty_frames(analyser.labels), str(err))
-    cache.save(key, frames)
-    return RecordingFrames(rec, frames, None, cached=False)
+        got = err
+    return _settle(rec, key, got, analyser, cache)
 
 
 def analyse_all(manifest: Manifest, analyser: RecordingAnalyser, cache: FrameCache,
-                progress: bool = True) -> list[RecordingFrames]:
+                progress: bool = True, remote: RemoteReader | None = None) -> list[RecordingFrames]:
     """Every recording of the manifest analysed once (cache first), in manifest order, with a
-    progress bar over recordings on stderr when ``progress``."""
+    progress bar over recordings on stderr when ``progress``. ``remote``: read the recordings the cache
+    does not hold there instead (all at once, e.g. on Ray; ``analyser`` then gives the labels and the
+    cache identity, and must describe the engine ``remote`` runs); the results are the same."""
+    if remote is not None:
+        return _analyse_remote(manifest, analyser, cache, remote)
     from tqdm import tqdm
 
     out = []
@@ -262,3 +297,19 @@ def analyse_all(manifest: Manifest, analyser: RecordingAnalyser, cache: FrameCac
             out.append(analyse_recording(rec, manifest.ad(rec.ad).duration_s, analyser, cache))
             bar.update(1)
     return out
+
+
+def _analyse_remote(manifest: Manifest, analyser: RecordingAnalyser, cache: FrameCache,
+                    remote: RemoteReader) -> list[RecordingFrames]:
+    out: list[RecordingFrames | None] = []
+    todo: list[tuple[int, Recording, tuple[float, float], str]] = []
+    for rec in manifest.recordings:
+        window = recording_window(rec, manifest.ad(rec.ad).duration_s)
+        settled, key = _from_cache(rec, window, analyser, cache)
+        if settled is None:
+            todo.append((len(out), rec, window, key))
+        out.append(settled)
+    results = remote([(rec, window) for _, rec, window, _ in todo]) if todo else ()
+    for (i, rec, _, key), got in zip(todo, results, strict=True):
+        out[i] = _settle(rec, key, got, analyser, cache)
+    return [r for r in out if r is not None]

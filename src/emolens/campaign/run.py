@@ -6,7 +6,8 @@
 
 Every recording is analysed once (cached in ``out/cache`` or ``cache_dir``; see
 :mod:`emolens.campaign.recording`); a recording that cannot be read is excluded with its reason in
-the QC table, never a crash. Definitions: ``docs/campaigns.md``.
+the QC table, never a crash. With ``ray=RayOptions(...)`` the recordings are read on Ray actors
+(``emolens campaign analyze --ray``), with the same outputs. Definitions: ``docs/campaigns.md``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..errors import InvalidInput
+from ..errors import EmolensError, InvalidInput
 from ..fsio import output_error
 from . import compare
 from .attention import TIMELINE_COLUMNS, ad_timeline
@@ -33,11 +34,12 @@ from .manifest import Ad, Manifest, Recording, check_budget, load_manifest
 from .norms import NormsStore
 from .outputs import FILES, jsonable, write_filmstrip, write_summary, write_table, write_thumbnail
 from .qc import QCRow, assess_photos, assess_video
-from .recording import EngineAnalyser, FrameCache, RecordingAnalyser, RecordingFrames, analyse_all
+from .recording import EngineAnalyser, FrameCache, RecordingAnalyser, RecordingFrames, RemoteReader, analyse_all
 from .series import SERIES_COLUMNS, ad_series, frames_in_window, matrix, viewer_seconds
 from .verdict import MIN_VIEWERS, decide
 
 if TYPE_CHECKING:
+    from ..cluster.ray_batch import RayOptions
     from ..inference.analyzer import Analyzer
 
 log = logging.getLogger(__name__)
@@ -207,6 +209,32 @@ def _analyser(analyzer: Analyzer | RecordingAnalyser | None, s: CampaignSettings
     return analyzer
 
 
+def _ray_engine(analyzer: Analyzer | RecordingAnalyser | None, ray: RayOptions) -> Any:
+    """The driver's engine of a run on Ray, built from the actors' recipe (``ray.spec``) so that the cache
+    identity and the labels are those of the engine the actors run."""
+    from ..cluster.ray_batch import require_ray
+    from ..cluster.worker import build_analyzer
+
+    if analyzer is not None:
+        raise InvalidInput("on Ray the engine is built from ray.spec on every actor: give no analyzer")
+    require_ray()  # a missing cluster extra is named before the engine loads
+    return (ray.factory or build_analyzer)(ray.spec)
+
+
+def _ray_reader(ray: RayOptions, sample_fps: float, progress: bool) -> RemoteReader:
+    """Reads recordings on Ray actors (:func:`emolens.cluster.ray_batch.analyze_recordings`)."""
+    from ..cluster.ray_batch import analyze_recordings
+
+    def read(jobs: Sequence[tuple[Recording, tuple[float, float]]]) -> Iterator[pd.DataFrame | EmolensError]:
+        outcomes = analyze_recordings([(rec.kind, rec.path, window) for rec, window in jobs], sample_fps, ray.spec,
+                                      actors=ray.actors, max_retries=ray.max_retries, progress=progress,
+                                      address=ray.address, factory=ray.factory)
+        for o in outcomes:
+            yield o.value if o.error is None else o.error
+
+    return read
+
+
 def _default_analyzer() -> Analyzer:
     from ..inference.analyzer import Analyzer
 
@@ -280,6 +308,7 @@ def analyze_campaign(
     norms: NormsStore | None = None,
     annotate: bool = False,
     blur: bool = False,
+    ray: RayOptions | None = None,
 ) -> CampaignResult:
     """Analyse a campaign and write its outputs into ``out_dir`` (see ``docs/campaigns.md``).
 
@@ -290,6 +319,9 @@ def analyze_campaign(
     pixelated with ``blur``) for the report's drill-down (:mod:`.annotated`).
     ``norms``: a norms store (:mod:`.norms`): each ad's KPI percentiles among the earlier ads of
     the same model go into ``summary["norms"]``, then the ads are recorded in it.
+    ``ray``: read the recordings on Ray actors (:class:`~emolens.cluster.ray_batch.RayOptions`: the engine
+    recipe, a cluster address); the outputs are those of a run without it, and a recording that fails
+    on Ray (after retries) is excluded with its reason as an unreadable one is. ``analyzer`` must then be None.
     Raises :class:`~emolens.campaign.manifest.ManifestError` for a bad manifest and
     :class:`~emolens.errors.InvalidInput` for bad settings; unreadable recordings are excluded."""
     s = settings or CampaignSettings()
@@ -302,9 +334,10 @@ def analyze_campaign(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # read-only or unwritable: a named error before any work
         raise output_error(out, err) from err
-    an = _analyser(analyzer, s)
+    an = _analyser(analyzer if ray is None else _ray_engine(analyzer, ray), s)
     labels = tuple(an.labels)
-    analysed = analyse_all(m, an, FrameCache(Path(cache_dir) if cache_dir else out / "cache"), progress)
+    remote = None if ray is None else _ray_reader(ray, s.sample_fps, progress)
+    analysed = analyse_all(m, an, FrameCache(Path(cache_dir) if cache_dir else out / "cache"), progress, remote)
     base = Path(m.path).parent
     viewers = [_assess(rf, m.ad(rf.recording.ad), labels, s, base) for rf in analysed]
     blocks = {ad.name: _ad_block(ad, [v for v in viewers if v.rec.ad == ad.name], labels, m.attributes, s, out, base)

@@ -2,7 +2,8 @@
 
 A thin shell over :func:`emolens.campaign.analyze_campaign`: it parses the options, runs the
 analysis (progress bar over recordings on stderr), prints a short ranking table and the path of
-the report. A bad manifest or option raises an :class:`~emolens.errors.EmolensError`, which
+the report. ``--ray`` / ``--ray-address`` read the recordings on Ray actors (cluster extra), same outputs.
+A bad manifest or option raises an :class:`~emolens.errors.EmolensError`, which
 :func:`emolens.cli.main` turns into one line on stderr and its exit code. torch is never imported.
 """
 
@@ -19,6 +20,7 @@ from ..partial import PARTIAL_EXIT_CODE
 
 if TYPE_CHECKING:
     from ..campaign.run import CampaignResult, CampaignSettings
+    from ..cluster.ray_batch import RayOptions
     from ..inference.analyzer import Analyzer
 
 _PIPE_WIDTH = 160  # tables printed to pipes and files at this width (terminals use their own)
@@ -92,9 +94,21 @@ def _settings(sample_fps: float, threshold: float, min_face_rate: float, bootstr
                             seed=seed, sample_fps=sample_fps)
 
 
+def _ray_options(model: str | None, detector: str, use_ray: bool, address: str | None,
+                 threads: int) -> RayOptions | None:
+    """Ray actors of ``threads`` threads building the engine ``_analyzer`` builds (None: no Ray)."""
+    if not use_ray and address is None:
+        return None
+    from ..cluster.ray_batch import RayOptions, require_ray
+    from ..cluster.worker import EngineSpec
+
+    require_ray()  # a missing cluster extra is named before any work
+    return RayOptions(EngineSpec(model=model, detector=detector, threads=max(1, threads)), address=address)
+
+
 def _run(manifest: Path, out: Path, model: str | None, detector: str, cache_dir: Path | None,
          settings: CampaignSettings, progress: bool | None, norms: Path | None, use_norms: bool,
-         annotate: bool = False, blur: bool = False) -> None:
+         annotate: bool = False, blur: bool = False, ray: RayOptions | None = None) -> None:
     from contextlib import nullcontext
 
     from ..campaign.manifest import load_manifest
@@ -104,10 +118,10 @@ def _run(manifest: Path, out: Path, model: str | None, detector: str, cache_dir:
     loaded = load_manifest(manifest)  # a bad manifest fails before the model loads
     store = NormsStore.open(norms or default_path()) if use_norms else None  # so does a corrupt norms store
     with store if store is not None else nullcontext():
-        analyzer = _analyzer(model, detector)
+        analyzer = _analyzer(model, detector) if ray is None else None  # on Ray: built from ray.spec
         show = progress if progress is not None else sys.stderr.isatty()
         result = analyze_campaign(loaded, out, analyzer, settings, cache_dir=cache_dir, progress=show, norms=store,
-                                  annotate=annotate, blur=blur)
+                                  annotate=annotate, blur=blur, ray=ray)
     print_ranking(result)
     if store is not None:
         typer.echo(f"norms: {store.path} (this campaign's ads recorded)")
@@ -140,6 +154,11 @@ Annotate = Annotated[bool, typer.Option("--annotate/--no-annotate",
 Blur = Annotated[bool, typer.Option("--blur", help="pixelate the viewers' faces in the annotated videos")]
 UseNorms = Annotated[bool, typer.Option("--use-norms/--no-norms",
                                         help="compare with earlier ads and record this campaign's ads")]
+UseRay = Annotated[bool, typer.Option("--ray", help="analyse the recordings on a local Ray (cluster extra)")]
+RayAddress = Annotated[str | None, typer.Option(
+    "--ray-address", help="... or on this Ray cluster (e.g. ray://head:10001; implies --ray)")]
+Threads = Annotated[int, typer.Option("--threads", min=0,
+                                      help="with --ray: ONNX Runtime threads (and Ray CPUs) per actor (0 = one)")]
 
 
 def register(app: typer.Typer) -> None:
@@ -154,11 +173,12 @@ def register(app: typer.Typer) -> None:
         model: Model = None, detector: Detector = "auto", cache_dir: CacheDir = None, sample_fps: SampleFps = 5.0,
         threshold: Threshold = 0.5, min_face_rate: MinFace = 0.5, bootstrap: Bootstrap = 2000, seed: Seed = 0,
         progress: Progress = None, norms: Norms = None, use_norms: UseNorms = True, annotate: Annotate = False,
-        blur: Blur = False,
+        blur: Blur = False, use_ray: UseRay = False, ray_address: RayAddress = None, threads: Threads = 0,
     ) -> None:
         """Analyse every recording of a campaign; write tables, summary.json and report.html into --out."""
         settings = _settings(sample_fps, threshold, min_face_rate, bootstrap, seed)
-        _run(manifest, out, model, detector, cache_dir, settings, progress, norms, use_norms, annotate, blur)
+        ray = _ray_options(model, detector, use_ray, ray_address, threads)
+        _run(manifest, out, model, detector, cache_dir, settings, progress, norms, use_norms, annotate, blur, ray)
 
     @group.command("demo")
     def demo(

@@ -10,6 +10,12 @@ stops cleanly: everything analysed so far is written and summarised, and the exi
 A file that cannot be read fails before any frame (exit code 3); one whose frames do not all decode
 (or that ends before the frames it announced) is a partial result: outputs written, ``warnings`` in
 the JSON, exit code 8. torch is never imported here.
+
+Several files (``emolens video a.mp4 b.mp4 --out ROOT``) are analysed one after the other, each into
+``ROOT/<name>/`` (``clip``, ``clip_2`` for a second ``clip.*``); with ``--ray`` / ``--ray-address`` they are
+analysed on Ray actors that load the models once (:mod:`emolens.cluster.ray_batch`, cluster extra), writing
+the same files. A file that cannot be read is reported with its named error and the others go on: the run
+then ends with exit code 8 (partial), or with that error's code when no file could be read.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import InvalidInput, UnsupportedMedia
+from ..errors import EmolensError, InvalidInput, UnsupportedMedia
 from ..partial import PARTIAL_EXIT_CODE, video_warnings
 from ..video.smoothing import half_life_s
 from .walk import pipe_kind
@@ -34,7 +40,7 @@ change of expression still shows within half a second."""
 
 if TYPE_CHECKING:
     from ..video.outputs import VideoRecorder
-    from ..video.stream import VideoStream
+    from ..video.stream import VideoOptions, VideoStream
     from ..video.tracksummary import TrackSummary
 
 
@@ -116,7 +122,11 @@ def _outcome(stream: VideoStream, recorder: VideoRecorder | None,
 
 
 def _final_line(stream: VideoStream, n_tracks: int, out: Path | None) -> str:
-    p = stream.progress
+    return _progress_line(stream.progress, n_tracks, out)
+
+
+def _progress_line(p: Any, n_tracks: int, out: Path | None) -> str:
+    """The closing line of one video from its final progress (a VideoProgress, or its dict as attributes)."""
     line = (f"{p.frames_done} frames ({p.time_s:.1f} s of video) in {p.elapsed_s:.1f} s, {p.fps:.1f} fps; "
             f"{n_tracks} track(s), {p.broken_frames} broken frame(s)")
     if p.missing_frames:
@@ -140,6 +150,131 @@ def _print_result(fmt: VideoFormat, tracks: list[TrackSummary], body: dict[str, 
                 title=f"{len(tracks)} face track(s)")
 
 
+def _engine(model: str | None, detector: str, threads: int, no_align: bool, no_keypoints: bool, max_yaw: float,
+            max_pitch: float) -> dict[str, Any]:
+    """The engine options, as :class:`~emolens.cluster.worker.EngineSpec` fields (threads: as given)."""
+    return dict(model=model, detector=detector, threads=threads, align=not no_align, keypoints=not no_keypoints,
+                max_yaw=max_yaw, max_pitch=max_pitch)
+
+
+def _analyzer(engine: dict[str, Any]) -> Any:
+    from ..inference.analyzer import Analyzer
+    from ..inference.headpose import AttentionLimits
+
+    return Analyzer(model=engine["model"], detector=engine["detector"], threads=engine["threads"],
+                    align=engine["align"], keypoints=None if engine["keypoints"] else False,
+                    attention=AttentionLimits(engine["max_yaw"], engine["max_pitch"]))
+
+
+class _Batch:
+    """Several video files (or ``--ray``): each analysed as the single-file command does, into its own
+    folder under ``--out``; its tracks (table) or its body (JSON) printed, a failed file reported with its
+    named error and the run going on. Exit: 0 when every file is whole, 8 (partial) when a file failed or
+    lost frames, the first error's code when none could be read, 130 after Ctrl-C."""
+
+    def __init__(self, files: list[str], out: Path | None, fmt: VideoFormat) -> None:
+        from ..cluster.ray_batch import output_folders
+
+        self.files, self.out, self.fmt = files, out, fmt
+        if out is None:
+            self.folders: list[Path | None] = [None] * len(files)
+        else:  # one file: --out is its folder, as without --ray; several: OUT/<name>/
+            self.folders = [out] if len(files) == 1 else list(output_folders(files, out))
+        self.bodies: list[dict[str, Any]] = []
+        self.errors: list[tuple[str, EmolensError]] = []
+
+    def local(self, engine: dict[str, Any], options: VideoOptions, *, annotate: bool, blur: bool,
+              progress: bool | None, summary_every: float) -> bool:
+        """Analyse the files one after the other in this process; False when Ctrl-C stopped the batch."""
+        from ..video.outputs import VideoRecorder
+        from ..video.stream import iter_video
+
+        analyzer = _analyzer(engine)
+        for path, folder in zip(self.files, self.folders, strict=True):
+            try:
+                stream = iter_video(analyzer, path, options)
+                recorder = None
+                if folder is not None:
+                    recorder = VideoRecorder(folder, analyzer.labels, annotate_mp4=annotate, blur_faces=blur,
+                                             fps=stream.info.fps)
+                built, interrupted = _run(stream, recorder, window=None, bar=_progress_bar(stream, progress),
+                                          summary_every=summary_every, jsonl=False)
+                _, body = _outcome(stream, recorder, built)
+            except EmolensError as err:
+                self.failed(path, err)
+                continue
+            body["interrupted"] = interrupted
+            self.done(body, stream.progress, folder)
+            if interrupted:
+                return False
+        return True
+
+    def on_ray(self, engine: dict[str, Any], options: VideoOptions, *, annotate: bool, blur: bool,
+               progress: bool | None, address: str | None) -> None:
+        """Analyse the files on Ray actors (:func:`emolens.cluster.ray_batch.analyze_videos`), in input order."""
+        from types import SimpleNamespace
+
+        from ..cluster.ray_batch import analyze_videos
+        from ..cluster.worker import EngineSpec
+
+        folders = [f for f in self.folders if f is not None]
+        if len(folders) != len(self.files):
+            raise InvalidInput("--ray writes each video's outputs into a folder: give --out ROOT")
+        spec = EngineSpec(**{**engine, "threads": max(1, engine["threads"])})
+        for o in analyze_videos(self.files, None, spec, options=options, annotate=annotate, blur=blur,
+                                folders=folders, address=address, progress=progress):
+            if o.error is not None:
+                self.failed(o.path, o.error)
+                continue
+            body = dict(o.value)
+            body["interrupted"] = False
+            self.done(body, SimpleNamespace(**body["stream"]), self.folders[o.index])
+
+    def failed(self, path: str, err: EmolensError) -> None:
+        msg = str(err) or type(err).__name__
+        typer.echo(f"error: {msg}" if path in msg else f"error: {path}: {msg}", err=True)
+        self.errors.append((path, err))
+
+    def done(self, body: dict[str, Any], progress: Any, folder: Path | None) -> None:
+        body["warnings"] = video_warnings(progress)
+        self.bodies.append(body)
+        if self.fmt is VideoFormat.table:
+            _print_track_rows(body)
+        typer.echo(f"{body['source']}: " + _progress_line(progress, len(body["tracks"]), folder), err=True)
+
+    def finish(self, interrupted: bool) -> None:
+        """Print the JSON (``-f json``) and the closing lines; exit with the batch's code."""
+        if self.fmt is VideoFormat.json:
+            errors = [{"source": p, "error": type(e).__name__, "message": str(e)} for p, e in self.errors]
+            sys.stdout.write(json.dumps({"videos": self.bodies, "errors": errors}, indent=2) + "\n")
+        n = len(self.files)
+        where = f"; outputs in {self.out}" if self.out is not None else ""
+        typer.echo(f"{len(self.bodies)} of {n} video(s) analysed, {len(self.errors)} failed{where}", err=True)
+        if interrupted:
+            typer.echo("interrupted: results so far are written", err=True)
+            raise typer.Exit(130)
+        if not self.bodies:
+            first = self.errors[0][1]
+            raise type(first)(f"none of the {n} video(s) could be read; first: {first}")
+        lossy = [b["source"] for b in self.bodies if b["warnings"]]
+        if self.errors or lossy:
+            parts = [f"{len(self.errors)} video(s) could not be read"] if self.errors else []
+            parts += [f"{len(lossy)} video(s) with frames missing"] if lossy else []
+            typer.echo("partial: " + "; ".join(parts), err=True)
+            raise typer.Exit(PARTIAL_EXIT_CODE)
+
+
+def _print_track_rows(body: dict[str, Any]) -> None:
+    """One video's track table (from its body's ``tracks`` dicts), titled with the video."""
+    from .output import print_table
+
+    tracks = body["tracks"]
+    rows = [[f"#{t['track_id']}", f"{t['first_seen_s']:.2f}", f"{t['last_seen_s']:.2f}", f"{t['on_screen_s']:.1f}",
+             t["top_emotion"], f"{t['emotion_shares'][t['top_emotion']]:.0%}"] for t in tracks]
+    print_table(sys.stdout, ["track", "first (s)", "last (s)", "on screen (s)", "top emotion", "share"], rows,
+                title=f"{body['source']}: {len(tracks)} face track(s)")
+
+
 def _quiet_native_logs() -> None:
     """Keep OpenCV's and FFmpeg's own warnings off the terminal (our errors say what went wrong);
     variables already set by the user win."""
@@ -152,7 +287,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("video")
     def video(
-        path: str | None = typer.Argument(None, help="video file (any container/codec FFmpeg reads)"),
+        paths: list[str] | None = typer.Argument(
+            None, help="video file(s) (any container/codec FFmpeg reads); with several, --out ROOT holds one "
+                       "folder per file (ROOT/<name>/)"),
         webcam: int | None = typer.Option(None, "--webcam", min=0, help="analyse this webcam instead of a file"),
         out: Path | None = typer.Option(None, "--out", help="write frames.csv/.parquet, tracks, timelines here"),
         every: int = typer.Option(1, "--every", min=1, help="classify every Nth frame (track on all)"),
@@ -184,24 +321,49 @@ def register(app: typer.Typer) -> None:
                                       help="a face is 'looking' at the camera within this yaw (degrees)"),
         max_pitch: float = typer.Option(25.0, "--max-pitch", min=0.1, max=90.0,
                                         help="... and within this pitch (degrees)"),
+        use_ray: bool = typer.Option(False, "--ray", help="analyse the files on a local Ray (cluster extra)"),
+        ray_address: str | None = typer.Option(
+            None, "--ray-address", help="... or on this Ray cluster (e.g. ray://head:10001; implies --ray)"
+        ),
     ) -> None:
-        """Follow every face through a video (or webcam) and read its emotions frame by frame."""
-        if (path is None) == (webcam is None):
-            raise InvalidInput("give either a video PATH or --webcam INDEX (exactly one)")
-        if path is not None and (pipe := pipe_kind(path)) is not None:  # opening it would block forever
-            raise UnsupportedMedia(f"{path} is {pipe}, not a video file")
+        """Follow every face through videos (or a webcam) and read their emotions frame by frame."""
+        files = list(paths or [])
+        if (not files) == (webcam is None):
+            raise InvalidInput("give either video PATH(s) or --webcam INDEX (exactly one)")
+        for p in files:
+            if (pipe := pipe_kind(p)) is not None:  # opening it would block forever
+                raise UnsupportedMedia(f"{p} is {pipe}, not a video file")
         if annotate and out is None:
             raise InvalidInput("--annotate writes annotated.mp4 into the --out folder: give --out DIR")
+        on_ray = use_ray or ray_address is not None
+        if (len(files) > 1 or on_ray) and (show or fmt is VideoFormat.jsonl):
+            raise InvalidInput("--show and -f jsonl follow one video as it plays: not with several files or --ray "
+                               "(use -f json, or read OUT/<name>/frames.csv)")
+        if on_ray and out is None:
+            raise InvalidInput("--ray writes each video's outputs into a folder: give --out ROOT")
+        if on_ray:
+            from ..cluster.ray_batch import require_ray
+
+            require_ray()  # a missing cluster extra is named before any work
         _quiet_native_logs()
-        from ..inference.analyzer import Analyzer
-        from ..inference.headpose import AttentionLimits
         from ..video.outputs import VideoRecorder
         from ..video.stream import VideoOptions, iter_video
 
         options = VideoOptions(every=every, smoothing=0.0 if no_smoothing else smoothing, max_duration_s=max_seconds,
                                loop=loop)
-        analyzer = Analyzer(model=model, detector=detector, threads=threads, align=not no_align,
-                            keypoints=False if no_keypoints else None, attention=AttentionLimits(max_yaw, max_pitch))
+        engine = _engine(model, detector, threads, no_align, no_keypoints, max_yaw, max_pitch)
+        if len(files) > 1 or on_ray:
+            batch = _Batch(files, out, fmt)
+            whole = True
+            if on_ray:  # one actor per --threads CPUs (default 1), the files written as without --ray
+                batch.on_ray(engine, options, annotate=annotate, blur=blur, progress=progress, address=ray_address)
+            else:
+                whole = batch.local(engine, options, annotate=annotate, blur=blur, progress=progress,
+                                    summary_every=summary_every)
+            batch.finish(interrupted=not whole)
+            return
+        path = files[0] if files else None
+        analyzer = _analyzer(engine)
         stream = iter_video(analyzer, path if path is not None else int(webcam or 0), options)
         recorder = None
         if out is not None:

@@ -8,6 +8,10 @@
     for o in analyze_videos(clips, "out/", address="ray://head:10001"):        # an existing cluster
         print(o.path, o.value["tracks_count"] if o.ok else o.error)           # out/<clip name>/frames.csv, ...
 
+``emolens video A B --out ROOT --ray`` and ``emolens campaign analyze --ray`` (:func:`analyze_recordings`,
+one frame table per recording) run on the same actors. ``import ray`` happens only when work goes to Ray
+(a missing package: :class:`~emolens.errors.MissingExtra` naming the ``cluster`` extra).
+
 Each actor builds one :class:`~emolens.cluster.worker.FileWorker` (the models loaded once) and asks
 Ray for ``spec.threads`` CPUs, the thread budget its models run with, so actors never fight over cores.
 Outcomes come back in input order (``Outcome.index``), one per file, never dropped: a file the engine
@@ -18,7 +22,8 @@ more attempts and then reported as :class:`~emolens.errors.BackendError`. A tqdm
 
 Ray starts a local instance when none is running (``address=None``) or joins ``address``; it is
 shut down again only if this call started it. Per-file results equal a single-process run's:
-images are analysed as ``Analyzer.analyze`` does, videos written by :func:`~.worker.record_video`.
+images are analysed as ``Analyzer.analyze`` does, videos written by :func:`~.worker.record_video`,
+campaign recordings read by :func:`~emolens.campaign.recording.read_recording`.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError, EmolensError, InvalidInput
+from ..errors import BackendError, EmolensError, InvalidInput, MissingExtra
 from .worker import EngineSpec, Factory, FileWorker
 
 DEFAULT_MAX_RETRIES = 2
@@ -54,11 +59,28 @@ class Outcome:
         return self.error is None
 
 
-def _ray() -> Any:
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how work runs on Ray, for callers that hand a whole step over (``analyze_campaign(ray=...)``):
+    ``spec`` the engine each actor builds, ``address`` a cluster (None: a local Ray), ``actors`` how many
+    (None: one per ``spec.threads`` CPUs), ``max_retries`` per file, ``factory`` builds the engine from the
+    spec (default :func:`~.worker.build_analyzer`)."""
+
+    spec: EngineSpec = field(default_factory=EngineSpec)
+    address: str | None = None
+    actors: int | None = None
+    max_retries: int = DEFAULT_MAX_RETRIES
+    factory: Factory | None = None
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, imported only when work goes to Ray; :class:`~emolens.errors.MissingExtra`
+    (naming the ``cluster`` extra) when it is not installed."""
     try:
         import ray
     except ImportError as e:
-        raise InvalidInput("running on Ray needs the cluster extra: pip install 'emolens[cluster]'") from e
+        raise MissingExtra("running on Ray (--ray) needs the optional package 'ray', which is not installed: "
+                           "pip install 'emolens[cluster]' (or 'emolens[all]')", extra="cluster") from e
     return ray
 
 
@@ -85,18 +107,39 @@ def analyze_images(paths: Sequence[str | Path], spec: EngineSpec | None = None, 
                 progress=progress, address=address, factory=factory, unit="img")
 
 
-def analyze_videos(paths: Sequence[str | Path], out_root: str | Path, spec: EngineSpec | None = None, *,
-                   options: Any = None, actors: int | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
-                   progress: bool | None = None, address: str | None = None,
+def analyze_videos(paths: Sequence[str | Path], out_root: str | Path | None, spec: EngineSpec | None = None, *,
+                   options: Any = None, annotate: bool = False, blur: bool = False,
+                   folders: Sequence[str | Path] | None = None, actors: int | None = None,
+                   max_retries: int = DEFAULT_MAX_RETRIES, progress: bool | None = None, address: str | None = None,
                    factory: Factory | None = None) -> Iterator[Outcome]:
-    """Analyse video files on Ray, each into ``out_root/<name>/`` (see :func:`output_folders`) as
-    ``emolens video --out`` does; ``options``: a :class:`~emolens.video.stream.VideoOptions` (default:
-    ``emolens video``'s). Yields one :class:`Outcome` per path, in input order (value: the summary dict).
-    On a multi-node cluster ``out_root`` must be a folder every node can write (a shared file system)."""
-    folders = output_folders(paths, out_root)
-    calls = [("video", (str(p), str(f), options)) for p, f in zip(paths, folders, strict=True)]
+    """Analyse video files on Ray, each into ``out_root/<name>/`` (see :func:`output_folders`; or into
+    ``folders``, one per path, when given) as ``emolens video --out`` does; ``options``: a
+    :class:`~emolens.video.stream.VideoOptions` (default: ``emolens video``'s); ``annotate``/``blur``: also
+    annotated.mp4, as ``--annotate``/``--blur``. Yields one :class:`Outcome` per path, in input order (value:
+    the summary dict). On a multi-node cluster the output folders must be on storage every node can write."""
+    if folders is None:
+        if out_root is None:
+            raise InvalidInput("analyze_videos needs an output root (out_root) or one folder per video (folders)")
+        folders = output_folders(paths, out_root)
+    elif len(folders) != len(paths):
+        raise InvalidInput(f"{len(paths)} video(s) but {len(folders)} output folder(s)")
+    calls = [("video", (str(p), str(f), options, annotate, blur)) for p, f in zip(paths, folders, strict=True)]
     return _run(calls, [str(p) for p in paths], spec or EngineSpec(), actors=actors, max_retries=max_retries,
                 progress=progress, address=address, factory=factory, unit="video")
+
+
+def analyze_recordings(recordings: Sequence[tuple[str, str | Path, tuple[float, float]]], sample_fps: float,
+                       spec: EngineSpec | None = None, *, actors: int | None = None,
+                       max_retries: int = DEFAULT_MAX_RETRIES, progress: bool | None = None,
+                       address: str | None = None, factory: Factory | None = None) -> Iterator[Outcome]:
+    """Read campaign recordings on Ray: ``(kind, path, window)`` each (``kind`` "video" or "photos", the ad's
+    time window in the recording), as :func:`emolens.campaign.recording.read_recording` does with an
+    :class:`~emolens.campaign.recording.EngineAnalyser` at ``sample_fps``. Yields one :class:`Outcome` per
+    recording, in input order (value: its frame table, a pandas DataFrame)."""
+    calls = [("recording", (kind, str(path), (float(window[0]), float(window[1])), float(sample_fps)))
+             for kind, path, window in recordings]
+    return _run(calls, [str(path) for _, path, _ in recordings], spec or EngineSpec(), actors=actors,
+                max_retries=max_retries, progress=progress, address=address, factory=factory, unit="rec")
 
 
 def _progress(total: int, show: bool | None, unit: str) -> Any:
@@ -148,7 +191,7 @@ def _run(calls: list[tuple[str, tuple[Any, ...]]], names: list[str], spec: Engin
         raise InvalidInput(f"max_retries must be >= 0, got {max_retries}")
     if not calls:
         return iter(())
-    ray = _ray()
+    ray = require_ray()
 
     def stream() -> Iterator[Outcome]:  # Ray is joined when the first outcome is asked for
         started = _start(ray, address)

@@ -5,6 +5,7 @@
 intra-op threads of every model, the detector's and OpenCV's threads. :class:`FileWorker` holds one
 engine and analyses one image or one video per call; a file the engine refuses comes back as its
 named error (:class:`~emolens.errors.EmolensError`), anything else is raised for the caller to retry.
+It also reads one campaign recording into its frame table (:meth:`FileWorker.recording`).
 :func:`record_video` writes one video's outputs as ``emolens video --out`` does, so a batch run and
 a single-process run write the same files.
 """
@@ -70,17 +71,20 @@ def default_video_options() -> VideoOptions:
 
 
 def record_video(analyzer: Analyzer, path: str | Path, out_dir: str | Path,
-                 options: VideoOptions | None = None) -> dict[str, Any]:
+                 options: VideoOptions | None = None, *, annotate: bool = False,
+                 blur: bool = False) -> dict[str, Any]:
     """Analyse one video into ``out_dir`` (frames/seconds CSV and Parquet, tracks.csv, summary.json,
-    timelines) as ``emolens video PATH --out OUT_DIR`` does; returns the summary as a dict."""
+    timelines; ``annotate``: annotated.mp4 too, faces pixelated with ``blur``) as
+    ``emolens video PATH --out OUT_DIR [--annotate] [--blur]`` does; returns the summary as a dict."""
     from ..video.outputs import VideoRecorder
     from ..video.stream import iter_video
 
     stream = iter_video(analyzer, str(path), options or default_video_options())
     try:
-        recorder = VideoRecorder(Path(out_dir), analyzer.labels, fps=stream.info.fps)
-        for frame in stream:
-            recorder.add(frame)
+        recorder = VideoRecorder(Path(out_dir), analyzer.labels, annotate_mp4=annotate, blur_faces=blur,
+                                 fps=stream.info.fps)
+        for frame, rgb in stream.with_frames():
+            recorder.add(frame, rgb)
     finally:
         stream.close()
     summary = recorder.close(stream.progress).to_dict()
@@ -102,6 +106,7 @@ class FileWorker:
     def __init__(self, spec: EngineSpec, factory: Factory | None = None) -> None:
         self.failure: EmolensError | None = None
         self.analyzer: Any = None
+        self._recordings: Any = None  # the campaign's EngineAnalyser, built on the first recording
         try:
             self.analyzer = (factory or build_analyzer)(spec)
         except EmolensError as err:
@@ -119,8 +124,21 @@ class FileWorker:
         except EmolensError as err:
             return "error", err
 
-    def video(self, path: str, out_dir: str, options: VideoOptions | None = None) -> tuple[str, Any]:
+    def video(self, path: str, out_dir: str, options: VideoOptions | None = None, annotate: bool = False,
+              blur: bool = False) -> tuple[str, Any]:
         try:
-            return "ok", record_video(self.analyzer, path, out_dir, options)
+            return "ok", record_video(self.analyzer, path, out_dir, options, annotate=annotate, blur=blur)
+        except EmolensError as err:
+            return "error", err
+
+    def recording(self, kind: str, path: str, window: tuple[float, float], sample_fps: float) -> tuple[str, Any]:
+        """The frame table of one campaign recording (:func:`emolens.campaign.recording.read_recording`),
+        sampled at ``sample_fps``; the analyser is built once per rate."""
+        from ..campaign.recording import EngineAnalyser, read_recording
+
+        if self._recordings is None or self._recordings.sample_fps != float(sample_fps):
+            self._recordings = EngineAnalyser(self.analyzer, sample_fps)
+        try:
+            return "ok", read_recording(kind, Path(path), window, self._recordings)
         except EmolensError as err:
             return "error", err
