@@ -1,7 +1,7 @@
 """``emolens video A B ... --out ROOT`` in one process: one folder per file (ROOT/<name>/), the same files as
 one file at a time, a bad file reported while the others go on (exit 8), none readable (its exit code), the
 options that follow a single video refused; ``--ray`` without the cluster extra names the extra (exit 11),
-for ``emolens video`` and ``emolens campaign analyze``."""
+for ``emolens video``, ``emolens campaign analyze`` and ``emolens analyze``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from emolens.cli import main
@@ -103,4 +105,7 @@ def test_ray_without_the_cluster_extra_names_it(tmp_path: Path, model: Path, cli
                         f"  - {{viewer: v1, ad: one, recording: {clips[0]}}}\n")
     code, _, err = run(["campaign", "analyze", str(manifest), "--out", str(tmp_path / "c"), "--no-norms",
                         "--ray-address", "ray://head:10001"], capsys)
+    assert code == MissingExtra.exit_code and "emolens[cluster]" in err
+    cv2.imwrite(str(tmp_path / "face.png"), np.zeros((48, 48), np.uint8))
+    code, _, err = run(["analyze", str(tmp_path / "face.png"), "--model", str(model), "--ray"], capsys)
     assert code == MissingExtra.exit_code and "emolens[cluster]" in err

@@ -291,7 +291,8 @@ def register(app: typer.Typer) -> None:
             None, help="video file(s) (any container/codec FFmpeg reads); with several, --out ROOT holds one "
                        "folder per file (ROOT/<name>/)"),
         webcam: int | None = typer.Option(None, "--webcam", min=0, help="analyse this webcam instead of a file"),
-        out: Path | None = typer.Option(None, "--out", help="write frames.csv/.parquet, tracks, timelines here"),
+        out: Path | None = typer.Option(
+            None, "--out", help="write frames.csv/.parquet, tracks, timelines here (several files: OUT/<name>/ each)"),
         every: int = typer.Option(1, "--every", min=1, help="classify every Nth frame (track on all)"),
         smoothing: float = typer.Option(
             DEFAULT_SMOOTHING, "--smoothing", min=0.0, max=0.99,
