@@ -320,7 +320,7 @@ recordings:
     assert [q["status"] for q in res.summary["qc"]] == ["kept", "kept"]  # frontal faces, well lit
     spot = res.summary["ads"][0]
     assert spot["kpis"]["face_found_rate"]["value"] == 1.0
-    assert res.summary["model"]["name"] == "fer7_seed_cnn.int8"
+    assert res.summary["model"]["name"] == "fer7_vgg.int8"
     assert len(res.series) == 3 * 7 and (res.series["n_viewers"] == 2).all()
     assert spot["key_moments"] and all(m["thumbnail"] for m in spot["key_moments"])
     assert (tmp_path / "out" / "report.html").is_file()
