@@ -42,6 +42,7 @@ class ModelConfig:
     width: float = 1.0  # channel multiplier where the architecture supports one
     dropout: float = 0.3
     head_std: float = 0.0  # >0: classifier re-drawn N(0, head_std), zero bias, so training starts near uniform
+    init: str = ""  # start from this checkpoint's weights (same arch and width; a differing classifier stays fresh)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ class OptimConfig:
     scheduler: str = "cosine"  # cosine | plateau | none
     warmup_epochs: int = 1
     label_smoothing: float = 0.1
-    class_weights: bool = False  # weight the loss by inverse class frequency
+    class_weights: bool = False  # weight the loss by inverse class frequency ...
+    class_weight_power: float = 1.0  # ... raised to this power (0.5: square root, milder for very rare classes)
     ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0 = off)
 
 

@@ -36,6 +36,7 @@ from .precision import autocast, memory_format, resolve_precision
 from .schedule import LRSchedule
 from .snapshot import is_snapshot
 from .tensors import SplitTensors, channel_stats, normalize_batch, split_tensors
+from .warmstart import WarmStart, warm_start
 
 log = logging.getLogger("emolens.train")
 
@@ -124,6 +125,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best_val_acc = -1.0
         self.start_epoch = 0
+        self.warm_start: WarmStart | None = None
 
     # ----------------------------------------------------------------- setup
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -144,8 +146,10 @@ class Trainer:
     def _class_weights(self, k: int) -> torch.Tensor | None:
         if not self.cfg.optim.class_weights:
             return None
+        if self.cfg.optim.class_weight_power < 0:
+            raise ConfigError(f"optim.class_weight_power must be >= 0, got {self.cfg.optim.class_weight_power!r}")
         counts = torch.bincount(self.train.labels, minlength=k).float().clamp_min(1)
-        w = counts.sum() / (k * counts)
+        w = (counts.sum() / (k * counts)) ** self.cfg.optim.class_weight_power
         return (w / w.mean()).to(self.device)
 
     # ---------------------------------------------------------------- resume
@@ -163,7 +167,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.module.load_state_dict(ckpt.model_state)
                 steps = extra["snapshot"].get("ema_steps") or 1
-                self.ema.n_averaged.fill_(steps)  # type: ignore[operator]
+                self.ema.n_averaged.fill_(steps)
             log.info("resumed from the snapshot %s at epoch %d (best val acc %.4f): momentum restarts from zero"
                      " and the weight average from the snapshot's weights", path, ckpt.epoch, ckpt.best_metric)
             return
@@ -194,6 +198,8 @@ class Trainer:
             extra["ema_state"] = _cpu_state(self.ema)
         if self.distiller is not None:
             extra["teacher_sha256"] = self.distiller.teacher.sha256
+        if self.warm_start is not None:
+            extra["init"] = self.warm_start.to_dict()
         return extra
 
     # ------------------------------------------------------------------ loop
@@ -270,6 +276,11 @@ class Trainer:
     def fit(self, resume: bool = False, time_limit_s: float | None = None) -> TrainResult:
         """Train until ``cfg.epochs``, early stopping, or ``time_limit_s`` (then resume later)."""
         open_run(self.run_dir, self.cfg, resume, self._resume)
+        if self.start_epoch == 0 and self.cfg.model.init:  # a fresh run that starts from another run's weights
+            self.warm_start = warm_start(self.model, self.cfg.model.init, self.cfg.model.arch, self.cfg.model.width,
+                                         tuple(self.dataset.labels))
+            if self.ema is not None:
+                self.ema.module.load_state_dict(self.model.state_dict())
         log.info(
             "training %s (%d params) on %s: %d train / %d val images, device %s, %s",
             self.cfg.model.arch,
