@@ -107,5 +107,7 @@ def test_ray_without_the_cluster_extra_names_it(tmp_path: Path, model: Path, cli
                         "--ray-address", "ray://head:10001"], capsys)
     assert code == MissingExtra.exit_code and "emolens[cluster]" in err
     cv2.imwrite(str(tmp_path / "face.png"), np.zeros((48, 48), np.uint8))
-    code, _, err = run(["analyze", str(tmp_path / "face.png"), "--model", str(model), "--ray"], capsys)
+    code, out, err = run(["analyze", str(tmp_path / "face.png"), "--model", str(model), "--ray", "-f", "json"],
+                         capsys)
     assert code == MissingExtra.exit_code and "emolens[cluster]" in err
+    assert out == ""  # refused before any output starts: no half-written JSON

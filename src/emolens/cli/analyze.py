@@ -337,6 +337,9 @@ def register(app: typer.Typer) -> None:
         left_out = [(str(p), UnsupportedMedia(f"{p}: skipped: {why}")) for p, why in skipped]
         on_ray = None
         if use_ray or ray_address is not None:  # one actor per `--threads` CPUs (default 1), same results
+            from ..cluster.ray_batch import require_ray
+
+            require_ray()  # MissingExtra before any output starts (a JSON array left open, ...)
             on_ray = _ray_outcomes(files, cropped, ray_address, threads, dict(
                 model=model, detector=detector, align=not no_align, tta=tta, keypoints=not no_keypoints,
                 max_yaw=max_yaw, max_pitch=max_pitch))
