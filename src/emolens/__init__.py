@@ -26,8 +26,12 @@ def __getattr__(name: str) -> Any:
 
         return Analyzer
     if name == "iter_video":
-        from .video.stream import iter_video
+        try:
+            from .video.stream import iter_video
+        except ImportError as err:  # the core install: name the extra that brings video reading
+            from .extras import missing_extra
 
+            raise (missing_extra(err, "video") or err) from err
         return iter_video
     if name in ("FaceResult", "FrameResult", "ImageResult"):
         from . import results

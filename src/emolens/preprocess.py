@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from . import imgops
 from .errors import InvalidInput
 
 
@@ -27,11 +27,11 @@ def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+        img = imgops.rgba_to_rgb(img)
     if img.ndim == 2:
-        return img if channels == 1 else cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+        return img if channels == 1 else imgops.gray_to_rgb(img)
     if img.ndim == 3 and img.shape[2] == 3:
-        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if channels == 1 else img
+        return imgops.rgb_to_gray(img) if channels == 1 else img
     raise InvalidInput(f"cannot use an image of shape {img.shape}; expected (H, W) or (H, W, 1|3|4)")
 
 
@@ -41,8 +41,8 @@ def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     th, tw = size
     if (h, w) == (th, tw):
         return img
-    interp = cv2.INTER_AREA if h * w > th * tw else cv2.INTER_LINEAR
-    return cv2.resize(img, (tw, th), interpolation=interp)
+    interp = imgops.AREA if h * w > th * tw else imgops.LINEAR
+    return imgops.resize(img, (tw, th), interp)
 
 
 def prepare_uint8(images: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:

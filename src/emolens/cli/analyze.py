@@ -179,6 +179,9 @@ def _progress(total: int, force: bool | None) -> Any:
 
 
 def _prepare_outdir(outdir: Path) -> None:
+    from ..imgops import require_cv2
+
+    require_cv2("drawing annotated images (--annotate)")  # MissingExtra before any work
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

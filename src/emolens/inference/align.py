@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from .. import imgops
 from ..errors import InvalidInput
 
 Point = tuple[float, float]
@@ -57,10 +57,10 @@ def crop_face(
         return _crop_straight(rgb, round(cx - side / 2.0), round(cy - side / 2.0), side)
     # Rotate about (cx, cy) by -angle (OpenCV's positive angle is counter-clockwise on screen), then
     # move (cx, cy) to the middle of the output.
-    m = cv2.getRotationMatrix2D((float(cx), float(cy)), -float(angle), 1.0)
+    m = imgops.rotation_matrix((float(cx), float(cy)), -float(angle), 1.0)
     m[0, 2] += side / 2.0 - cx
     m[1, 2] += side / 2.0 - cy
-    return cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return imgops.warp_affine(rgb, m, (side, side))
 
 
 def _crop_straight(img: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
@@ -74,12 +74,12 @@ def _crop_straight(img: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     part = img[cy0:cy1, cx0:cx1]
     pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
     if any(pads):
-        part = cv2.copyMakeBorder(part, *pads, borderType=cv2.BORDER_REPLICATE)
+        part = imgops.pad_replicate(part, *pads)
     return np.ascontiguousarray(part)
 
 
 def rotate_point(point: Sequence[float], center: Sequence[float], angle: float) -> Point:
     """Where ``point`` lands when the image is rotated about ``center`` to remove tilt ``angle``."""
-    m = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), -float(angle), 1.0)
+    m = imgops.rotation_matrix((float(center[0]), float(center[1])), -float(angle), 1.0)
     x, y = float(point[0]), float(point[1])
     return (float(m[0, 0] * x + m[0, 1] * y + m[0, 2]), float(m[1, 0] * x + m[1, 1] * y + m[1, 2]))

@@ -22,9 +22,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .. import imgops
 from ..errors import EmolensError, InvalidInput
 from ..modelmeta import ModelMeta
 from ..results import FaceResult, ImageResult
@@ -130,7 +130,7 @@ class Analyzer:
         if min_face < 1 or max_pixels < 1 or max_bytes < 1 or threads < 0:
             raise InvalidInput("min_face, max_pixels and max_bytes must be positive and threads >= 0")
         if threads > 0:
-            cv2.setNumThreads(threads)
+            imgops.set_threads(threads)
         self.model: FaceClassifier = model if isinstance(model, FaceClassifier) else EmotionModel(
             resolve_model(model), threads=threads, providers=providers
         )
@@ -148,7 +148,9 @@ class Analyzer:
         self.align, self.tta, self.min_face = align, tta, min_face
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
         self.landmarks = _landmark_model(keypoints, threads, providers)
-        self._eyes = HaarEyeFinder() if align and self.landmarks is None else None
+        # Without a keypoint model the eyes come from the detector's landmarks, else from OpenCV's eye cascade
+        # (when OpenCV is installed).
+        self._eyes = HaarEyeFinder() if align and self.landmarks is None and imgops.HAVE_CV2 else None
         if attention is not None and not isinstance(attention, AttentionLimits):
             raise InvalidInput(f"attention must be an AttentionLimits, got {type(attention).__name__}")
         self.attention = attention or AttentionLimits()

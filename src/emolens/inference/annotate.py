@@ -1,4 +1,4 @@
-"""Draw analysis results onto images: pure OpenCV, arrays in, arrays out.
+"""Draw analysis results onto images: pure OpenCV, arrays in, arrays out (needs the ``opencv`` extra).
 
 :func:`annotate` returns an annotated RGB copy of an image given its
 :class:`~emolens.results.ImageResult`: one box per face in the colour of its emotion, the emotion and
@@ -13,10 +13,11 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-import cv2
 import numpy as np
 
+from .. import imgops
 from ..errors import InvalidInput
 from ..preprocess import to_channels
 from ..results import FaceResult, ImageResult
@@ -35,7 +36,12 @@ EMOTION_COLORS: Mapping[str, RGB] = {
 }
 """RGB colour of each canonical emotion label (see :mod:`emolens.labels`)."""
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _cv() -> Any:
+    """OpenCV, or MissingExtra naming the ``opencv`` extra (the core install has no drawing)."""
+    return imgops.require_cv2("drawing annotated images (--annotate)")
 
 
 def emotion_color(label: str) -> RGB:
@@ -98,7 +104,7 @@ def _blend_rect(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: RGB,
     roi = img[y0:y1, x0:x1]
     fill = np.empty_like(roi)
     fill[:] = color
-    cv2.addWeighted(fill, alpha, roi, 1.0 - alpha, 0.0, dst=roi)
+    _cv().addWeighted(fill, alpha, roi, 1.0 - alpha, 0.0, dst=roi)
 
 
 def _clamp(v: int, lo: int, hi: int) -> int:
@@ -109,17 +115,17 @@ def _draw_label(img: np.ndarray, face: FaceResult, color: RGB, st: _Style) -> No
     """``emotion 87%`` on a filled tag above the box (inside it when the box touches the top edge)."""
     h, w = img.shape[:2]
     text = f"{face.emotion} {face.confidence:.0%}"
-    (tw, th), base = cv2.getTextSize(text, _FONT, st.font_scale, st.font_thickness)
+    (tw, th), base = _cv().getTextSize(text, _FONT, st.font_scale, st.font_thickness)
     pad = max(1, st.thickness)
     tag_w, tag_h = tw + 2 * pad, th + base + 2 * pad
     x, y, _, _ = face.box
     tx = _clamp(int(x), 0, max(0, w - tag_w))
     ty = int(y) - tag_h if int(y) - tag_h >= 0 else int(y)
     ty = _clamp(ty, 0, max(0, h - tag_h))
-    cv2.rectangle(img, (tx, ty), (tx + tag_w - 1, ty + tag_h - 1), color, thickness=-1)
-    cv2.putText(
+    _cv().rectangle(img, (tx, ty), (tx + tag_w - 1, ty + tag_h - 1), color, thickness=-1)
+    _cv().putText(
         img, text, (tx + pad, ty + pad + th), _FONT, st.font_scale, _text_color(color),
-        st.font_thickness, cv2.LINE_AA,
+        st.font_thickness, _cv().LINE_AA,
     )
 
 
@@ -137,7 +143,7 @@ def _bar_panel_size(
     font_scale = st.font_scale * 0.8 * row_h / st.row_h
     text_w = 0
     if row_h >= 7:
-        text_w = max(cv2.getTextSize(lb[:3], _FONT, font_scale, 1)[0][0] for lb in labels) + 3
+        text_w = max(_cv().getTextSize(lb[:3], _FONT, font_scale, 1)[0][0] for lb in labels) + 3
     bar_w = min(max(12, round(st.bar_w * row_h / st.row_h)), max(4, img_w - text_w - 2))
     if text_w + bar_w + 2 > img_w:  # too narrow for any text
         text_w, bar_w = 0, max(1, img_w - 2)
@@ -183,14 +189,14 @@ def _draw_bars(img: np.ndarray, face: FaceResult, st: _Style, avoid: list[Rect])
         p = float(np.clip(face.probabilities[label], 0.0, 1.0))
         ry = py + i * row_h
         if text_w:
-            cv2.putText(
+            _cv().putText(
                 img, label[:3], (px + 1, ry + row_h - max(1, row_h // 5)), _FONT, font_scale,
-                (235, 235, 235), 1, cv2.LINE_AA,
+                (235, 235, 235), 1, _cv().LINE_AA,
             )
         bx0 = px + 1 + text_w
         bx1 = bx0 + max(1, round(p * (bar_w - 1)))
         inset = max(1, row_h // 6) if row_h >= 4 else 0
-        cv2.rectangle(img, (bx0, ry + inset), (bx1 - 1, ry + row_h - 1 - inset), emotion_color(label), -1)
+        _cv().rectangle(img, (bx0, ry + inset), (bx1 - 1, ry + row_h - 1 - inset), emotion_color(label), -1)
     return (px, py, px + panel_w, py + panel_h)
 
 
@@ -201,8 +207,8 @@ def _draw_keypoints(img: np.ndarray, face: FaceResult, color: RGB, st: _Style) -
             continue
         cx, cy = round(float(px)), round(float(py))
         if 0 <= cx < w and 0 <= cy < h:
-            cv2.circle(img, (cx, cy), st.radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
-            cv2.circle(img, (cx, cy), st.radius, color, -1, cv2.LINE_AA)
+            _cv().circle(img, (cx, cy), st.radius + 1, (0, 0, 0), -1, _cv().LINE_AA)
+            _cv().circle(img, (cx, cy), st.radius, color, -1, _cv().LINE_AA)
 
 
 def annotate(
@@ -220,6 +226,7 @@ def annotate(
     Boxes that reach outside the image are clipped. Raises
     :class:`~emolens.errors.InvalidInput` for an array that is not a uint8 image.
     """
+    _cv()  # MissingExtra up front, whatever the image holds
     img = _as_rgb(rgb)
     h, w = img.shape[:2]
     st = _Style.for_image(h, w)
@@ -230,7 +237,7 @@ def annotate(
         x, y, bw, bh = (int(v) for v in face.box)
         x0, y0 = _clamp(x, 0, w - 1), _clamp(y, 0, h - 1)
         x1, y1 = _clamp(x + bw - 1, 0, w - 1), _clamp(y + bh - 1, 0, h - 1)
-        cv2.rectangle(img, (x0, y0), (x1, y1), color, st.thickness, cv2.LINE_8)
+        _cv().rectangle(img, (x0, y0), (x1, y1), color, st.thickness, _cv().LINE_8)
         if draw_keypoints and face.keypoints:
             _draw_keypoints(img, face, color, st)
         if draw_bars:

@@ -7,8 +7,8 @@ Every backend ships its model inside a pip package, so nothing is downloaded at 
     landmarks per face (:mod:`emolens.inference.yunet`).
 ``haar``
     OpenCV's Haar cascade (``frontalface_alt2`` by default; ``cascade="default"`` for the other
-    frontal one; ``profile=True`` adds the profile cascade). Always available: OpenCV is a
-    dependency of emolens.
+    frontal one; ``profile=True`` adds the profile cascade). Needs OpenCV, which the core install
+    leaves out: ``pip install 'emolens[opencv]'`` (every extra that reads video brings it too).
 ``dlib``
     dlib's HOG + linear SVM frontal detector. Optional: ``pip install 'emolens[dlib]'`` (the
     prebuilt ``dlib-bin`` wheel) or ``dlib``.
@@ -34,9 +34,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 
+from .. import imgops
 from ..errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim == 2:
         return rgb
     if rgb.ndim == 3 and rgb.shape[2] == 3:
-        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        return imgops.rgb_to_gray(rgb)
     raise InvalidInput(f"a detector needs an RGB (H, W, 3) or gray (H, W) image, got shape {rgb.shape}")
 
 
@@ -187,7 +187,7 @@ def _downscale(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     f = min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
     if f >= 1.0:
         return img, 1.0
-    return cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA), f
+    return imgops.resize(img, (round(w * f), round(h * f)), imgops.AREA), f
 
 
 # ---------------------------------------------------------------- Haar (OpenCV)
@@ -195,7 +195,8 @@ def _downscale(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 def cascade_path(name: str) -> str:
     """Path of one of OpenCV's bundled Haar cascades, e.g. ``frontalface_alt2`` or ``eye``."""
-    data = getattr(cv2, "data", None)
+    data = getattr(imgops.require_cv2("the Haar cascades (detector 'haar', eye finding without keypoints)"),
+                   "data", None)
     if data is None:
         raise InvalidInput("this OpenCV build has no bundled Haar cascades (cv2.data); use opencv-python 4.x")
     return f"{data.haarcascades}haarcascade_{name}.xml"
@@ -209,17 +210,18 @@ class ThreadLocalCascade:
         self._local = threading.local()
         self.get()  # fail now, in the constructor, if the file is missing
 
-    def get(self) -> cv2.CascadeClassifier:
+    def get(self) -> Any:
         c = getattr(self._local, "cascade", None)
         if c is None:
-            c = cv2.CascadeClassifier(self.path)
+            c = imgops.require_cv2("the Haar cascades").CascadeClassifier(self.path)
             if c.empty():
                 raise InvalidInput(f"cannot load the Haar cascade {self.path}")
             self._local.cascade = c
         return c
 
 
-@register_detector("haar", description="OpenCV Haar cascade (frontal alt2; profile optional), always installed")
+@register_detector("haar", available=lambda: imgops.HAVE_CV2, install_hint="pip install 'emolens[opencv]'",
+                   description="OpenCV Haar cascade (frontal alt2; profile optional)")
 class HaarDetector:
     """OpenCV Haar cascade detector; the defaults were tuned with ``bench/detectors.py``.
 
@@ -253,7 +255,7 @@ class HaarDetector:
         self._frontal = ThreadLocalCascade(f"frontalface_{cascade}")
         self._profile = ThreadLocalCascade("profileface") if profile else None
 
-    def _run(self, c: cv2.CascadeClassifier, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, c: Any, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         boxes, counts = c.detectMultiScale2(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
             minSize=(self.min_size, self.min_size),
@@ -263,7 +265,7 @@ class HaarDetector:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         gray, f = _downscale(to_gray(rgb), self.max_side)
         if self.equalize:
-            gray = cv2.equalizeHist(gray)
+            gray = imgops.require_cv2("histogram equalisation").equalizeHist(gray)
         size = rgb.shape[:2]
         found: list[Detection] = []
         runs = [("alt2" if self.cascade == "alt2" else "default", self._frontal.get(), False)]
@@ -317,7 +319,7 @@ class DlibDetector:
         det = getattr(self._local, "det", None)
         if det is None:
             det = self._local.det = self._dlib.get_frontal_face_detector()
-        img = np.ascontiguousarray(rgb if rgb.ndim == 3 else cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB))
+        img = np.ascontiguousarray(rgb if rgb.ndim == 3 else imgops.gray_to_rgb(rgb))
         up = self.upsample
         if up is None:
             up = 1 if max(img.shape[:2]) <= self.upsample_below else 0
@@ -374,7 +376,7 @@ class MediaPipeDetector:
         return g
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        img = np.ascontiguousarray(rgb if rgb.ndim == 3 else cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB))
+        img = np.ascontiguousarray(rgb if rgb.ndim == 3 else imgops.gray_to_rgb(rgb))
         h, w = img.shape[:2]
         res = self._graph().process(img)
         out = []

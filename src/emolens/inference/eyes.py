@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from .. import imgops
 from .align import eye_angle
 from .detect import ThreadLocalCascade
 
@@ -58,7 +58,7 @@ class HaarEyeFinder:
         patch = _square(gray, ox, oy, 2 * half)
         f = min(1.0, self.WORK_SIDE / side)
         if f < 1.0:
-            patch = cv2.resize(patch, (round(2 * half * f),) * 2, interpolation=cv2.INTER_AREA)
+            patch = imgops.resize(patch, (round(2 * half * f),) * 2, imgops.AREA)
         n, work_side = patch.shape[0], round(side * f)
         for tilt in (0.0, *self.tries):
             pair = self._search(patch if not tilt else _turn(patch, tilt), work_side)
@@ -109,17 +109,17 @@ def _square(gray: np.ndarray, x0: int, y0: int, n: int) -> np.ndarray:
         return np.zeros((n, n), np.uint8)
     part = gray[cy0:cy1, cx0:cx1]
     pads = (cy0 - y0, y0 + n - cy1, cx0 - x0, x0 + n - cx1)
-    return cv2.copyMakeBorder(part, *pads, borderType=cv2.BORDER_REPLICATE) if any(pads) else part
+    return imgops.pad_replicate(part, *pads) if any(pads) else part
 
 
 def _turn(patch: np.ndarray, tilt: float) -> np.ndarray:
     """The patch rotated about its centre by ``tilt`` degrees (counter-clockwise on screen)."""
     n = patch.shape[0]
-    m = cv2.getRotationMatrix2D((n / 2.0, n / 2.0), tilt, 1.0)
-    return cv2.warpAffine(patch, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    m = imgops.rotation_matrix((n / 2.0, n / 2.0), tilt, 1.0)
+    return imgops.warp_affine(patch, m, (n, n))
 
 
 def _unturn(p: tuple[float, float], tilt: float, n: int) -> tuple[float, float]:
     """Map a point of the turned patch back to the patch."""
-    m = cv2.getRotationMatrix2D((n / 2.0, n / 2.0), -tilt, 1.0)
+    m = imgops.rotation_matrix((n / 2.0, n / 2.0), -tilt, 1.0)
     return (float(m[0, 0] * p[0] + m[0, 1] * p[1] + m[0, 2]), float(m[1, 0] * p[0] + m[1, 1] * p[1] + m[1, 2]))

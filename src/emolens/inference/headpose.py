@@ -3,8 +3,9 @@
 ``estimate_pose`` fits a generic 3D face (:data:`MODEL_POINTS`: eye centres, nose tip, mouth
 corners, in proportions taken from anthropometric averages: 63 mm between the pupils, the nose tip
 about 22 mm in front of the eyes and 53% of the way down from the eye line to the mouth) to the
-five image points with ``cv2.solvePnP``, for a pinhole camera whose focal length is the image's
-longer side (a 53-degree field of view, a typical webcam) and whose centre is the image centre.
+five image points with ``solvePnP`` (:func:`emolens.imgops.solve_pnp`), for a pinhole camera whose
+focal length is the image's longer side (a 53-degree field of view, a typical webcam) and whose centre
+is the image centre.
 
 Conventions, all as seen in the image: ``yaw`` > 0 when the head turns towards the image's right
 (the subject's left), ``pitch`` > 0 when the head tilts up, ``roll`` > 0 for a counter-clockwise
@@ -25,9 +26,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from .. import imgops
 from ..errors import InvalidInput
 
 Point = tuple[float, float]
@@ -137,12 +138,10 @@ def estimate_pose(points: np.ndarray | Mapping[str, Sequence[float]] | None,
     f = k[0, 0]
     z = f * 320.0 / iod  # distance at which the model's pupils are iod pixels apart
     guess_t = np.array([[(pts[2, 0] - k[0, 2]) * z / f], [(pts[2, 1] - k[1, 2]) * z / f], [z]])
-    ok, rvec, tvec = cv2.solvePnP(MODEL_POINTS, pts.reshape(-1, 1, 2), k, None, np.zeros((3, 1)), guess_t,
-                                  useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
-    rvec, tvec = np.asarray(rvec, dtype=np.float64), np.asarray(tvec, dtype=np.float64)
+    ok, rvec, tvec = imgops.solve_pnp(MODEL_POINTS, pts, k, np.zeros((3, 1)), guess_t)
     if not ok or not np.isfinite(rvec).all() or not np.isfinite(tvec).all() or float(tvec[2, 0]) <= 0:
         return None
-    r = np.asarray(cv2.Rodrigues(rvec)[0], dtype=np.float64)
+    r = imgops.rodrigues(rvec)
     return pose_from_rotation(sight_frame(tvec.reshape(3)).T @ r)
 
 

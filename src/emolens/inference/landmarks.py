@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .. import imgops
 from ..errors import InvalidInput, ModelFormatError
 from ..modelmeta import ModelMeta
 from ..preprocess import normalize, prepare_uint8, to_channels
@@ -85,7 +85,7 @@ def frame_matrix(center: Sequence[float], side: float, roll: float, size: int) -
     pixels centred on ``center``, turned by ``-roll`` so a face tilted by ``roll`` comes out level."""
     if not side > 0:
         raise InvalidInput(f"frame side must be positive, got {side}")
-    m = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), -float(roll), size / float(side))
+    m = imgops.rotation_matrix((float(center[0]), float(center[1])), -float(roll), size / float(side))
     m[0, 2] += (size - 1) / 2.0 - center[0]
     m[1, 2] += (size - 1) / 2.0 - center[1]
     return m
@@ -157,7 +157,7 @@ def framing_frame(points: np.ndarray, names: Sequence[str], weights: np.ndarray,
 
 def invert(m: Matrix) -> Matrix:
     """The inverse of a 2x3 affine map."""
-    return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
+    return imgops.invert_affine(m)
 
 
 def apply(m: Matrix, points: np.ndarray) -> np.ndarray:
@@ -174,20 +174,19 @@ def warp_frame(image: np.ndarray, m: Matrix, size: int) -> np.ndarray:
     """
     scale = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
     if scale >= AREA_BELOW:
-        return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return imgops.warp_affine(image, m, (size, size))
     corners = apply(invert(m), np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]]))
     x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
     region = _crop_replicate(image, int(x0), int(y0), int(x1), int(y1))
     w, h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
-    small = cv2.resize(region, (w, h), interpolation=cv2.INTER_AREA)
+    small = imgops.resize(region, (w, h), imgops.AREA)
     fx, fy = w / (x1 - x0), h / (y1 - y0)
     # small pixel -> image pixel: x = (xs + 0.5) / fx - 0.5 + x0; compose with m.
     to_image = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5 + x0], [0.0, 1 / fy, 0.5 / fy - 0.5 + y0]])
     composed = m[:, :2] @ to_image[:, :2]
     shift = m[:, :2] @ to_image[:, 2] + m[:, 2]
-    return cv2.warpAffine(small, np.hstack([composed, shift[:, None]]), (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return imgops.warp_affine(small, np.hstack([composed, shift[:, None]]), (size, size))
 
 
 def _crop_replicate(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import cv2
 import numpy as np
 
+from .. import imgops
 from ..errors import InvalidInput
 from .detect import Detection, calibrate_box, register_detector
 from .onnx_model import _open_session
@@ -92,8 +92,7 @@ class YuNetDetector:
             img, f, (ox, oy) = _enlarge_small(bgr)
         else:
             f = min(1.0, self.max_side / max(h, w)) if self.max_side > 0 else 1.0
-            img = bgr if f >= 1.0 else cv2.resize(bgr, (max(1, round(w * f)), max(1, round(h * f))),
-                                                  interpolation=cv2.INTER_AREA)
+            img = bgr if f >= 1.0 else imgops.resize(bgr, (max(1, round(w * f)), max(1, round(h * f))), imgops.AREA)
             ox = oy = 0
         raw = self._raw(img)
         out = []
@@ -135,8 +134,8 @@ class YuNetDetector:
         all_boxes, all_scores, all_kps = np.concatenate(boxes), np.concatenate(scores), np.concatenate(kps)
         finite = np.isfinite(all_boxes).all(1) & np.isfinite(all_kps).all((1, 2))
         all_boxes, all_scores, all_kps = all_boxes[finite], all_scores[finite], all_kps[finite]
-        idx = cv2.dnn.NMSBoxes(all_boxes.tolist(), all_scores.tolist(), self.score_threshold, self.nms_threshold)
-        order = sorted(np.asarray(idx, dtype=int).reshape(-1).tolist(), key=lambda i: -all_scores[i])
+        idx = imgops.nms(all_boxes, all_scores, self.score_threshold, self.nms_threshold)
+        order = sorted(idx.tolist(), key=lambda i: -all_scores[i])
         return [
             (*(float(v) for v in all_boxes[i]), float(all_scores[i]),
              [(float(px), float(py)) for px, py in all_kps[i]])  # type: ignore[misc]
@@ -148,7 +147,7 @@ def _to_bgr(img: np.ndarray) -> np.ndarray:
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
         raise InvalidInput("a detector needs a uint8 image array")
     if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        return imgops.gray_to_rgb(img)
     if img.ndim == 3 and img.shape[2] == 3:
         return np.ascontiguousarray(img[:, :, ::-1])
     raise InvalidInput(f"a detector needs an RGB (H, W, 3) or gray (H, W) image, got shape {img.shape}")
@@ -160,7 +159,7 @@ def _enlarge_small(bgr: np.ndarray) -> tuple[np.ndarray, float, tuple[float, flo
     of the original's origin in it (coordinates map back as ``(x - ox) / f``)."""
     h, w = bgr.shape[:2]
     p = max(1, math.ceil(SMALL_PAD * max(h, w)))
-    padded = cv2.copyMakeBorder(bgr, p, p, p, p, cv2.BORDER_REPLICATE)
+    padded = imgops.pad_replicate(bgr, p, p, p, p)
     f = SMALL_TARGET / max(padded.shape[:2])
-    big = cv2.resize(padded, (round(padded.shape[1] * f), round(padded.shape[0] * f)), interpolation=cv2.INTER_CUBIC)
+    big = imgops.resize(padded, (round(padded.shape[1] * f), round(padded.shape[0] * f)), imgops.CUBIC)
     return big, f, (p * f, p * f)
