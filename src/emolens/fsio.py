@@ -11,6 +11,7 @@ file and says why in words (no space left, read-only file system, permission den
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -94,6 +95,15 @@ def write_bytes(path: Path | str, data: bytes) -> Path:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
     return Path(path)
+
+
+def file_sha256(path: Path | str) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _discard(tmp: Path) -> None:

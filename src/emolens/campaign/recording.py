@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EmolensError
+from ..fsio import file_sha256
 from .manifest import Manifest, Recording, photo_files
 from .modelcard import model_card
 from .qc import face_sharpness, frame_brightness
@@ -113,7 +114,7 @@ class EngineAnalyser:
         self.labels = tuple(analyzer.labels)
         self.model_name = analyzer.model_name
         path = getattr(analyzer.model, "path", None)
-        digest = _file_hash(Path(path)) if path is not None and Path(path).is_file() else analyzer.model_name
+        digest = file_sha256(path) if path is not None and Path(path).is_file() else analyzer.model_name
         self.model_id = f"{self.model_name}:{digest[:16]}"
         self.model_card = model_card(analyzer.meta)
         self.identity = json.dumps({
@@ -170,13 +171,6 @@ class EngineAnalyser:
             rows.append(row)
         return frame_table(rows, self.labels)
 
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

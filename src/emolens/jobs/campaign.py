@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import yaml
 
 from ..errors import EmolensError, InvalidInput, UnsupportedMedia
+from ..fsio import file_sha256
 from .models import JobRecord
 from .runner import JobContext, JobKind
 
@@ -252,11 +253,7 @@ def _digest(path: Path) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _digest_of(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)  # cached per (path, size, mtime): the same file is hashed once
 
 
 class Progress(Protocol):

@@ -16,7 +16,6 @@ refuse a teacher that changed under it.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 
 from ..config import DistillConfig
 from ..errors import CheckpointError, ConfigError, ModelFormatError
+from ..fsio import file_sha256
 from ..modelmeta import ModelMeta
 from .checkpoint import load_checkpoint
 from .precision import autocast
@@ -51,13 +51,6 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
     log_p_teacher = F.log_softmax(teacher.float() / t, dim=1)
     return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True) * (t * t)
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Teacher:

@@ -17,7 +17,6 @@ and learning rate: the run loses the few epochs of noise the average had smoothe
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import torch
 
 from ..config import save_config
 from ..errors import CheckpointError
+from ..fsio import file_sha256
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .history import write_history
 
@@ -40,13 +40,6 @@ def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Floating-point tensors in float16 (integer buffers such as BatchNorm's step count unchanged)."""
     return {k: v.to(SNAPSHOT_DTYPE) if v.is_floating_point() else v for k, v in state.items()}
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def make_snapshot(ckpt: Checkpoint, source_sha256: str | None = None) -> Checkpoint:
@@ -69,7 +62,7 @@ def make_snapshot(ckpt: Checkpoint, source_sha256: str | None = None) -> Checkpo
 def write_snapshot(run_dir: str | Path, out: str | Path) -> Checkpoint:
     """Write the snapshot of ``run_dir``'s ``last.pt`` to ``out`` (atomically) and return it."""
     last = Path(run_dir) / "last.pt"
-    snap = make_snapshot(load_checkpoint(last), _sha256(last))
+    snap = make_snapshot(load_checkpoint(last), file_sha256(last))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(snap, out)

@@ -7,7 +7,6 @@ come from the same architecture and width. A full ``best.pt`` and a compact snap
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..fsio import file_sha256
 from .checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def warm_start(model: torch.nn.Module, path: str | Path, arch: str, width: float
     weights = [n for n in loaded if n.endswith("weight")]
     if not weights:
         raise ConfigError(f"model.init {path}: no weight of it fits this model")
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = file_sha256(path)
     log.info("initialised from %s (%s, labels %s): %d tensors copied, %d left fresh (%s)", path, src.arch,
              ", ".join(ckpt.meta.labels), len(loaded), len(skipped), ", ".join(skipped) or "none")
     if tuple(ckpt.meta.labels) != tuple(labels) and not skipped:
