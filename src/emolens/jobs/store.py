@@ -18,20 +18,19 @@ import json
 import math
 import os
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import EllipsisType
 from typing import Any
 
-from .models import ACTIVE_STATES, FINISHED_STATES, PUBLIC_CLIENT, JobNotFound, JobRecord, JobState, JobStoreError
+from .models import ACTIVE_STATES, FINISHED_STATES, PUBLIC_CLIENT, JobNotFound, JobRecord, JobState
+from .sqlitedb import SqliteDb
 
 DB_NAME = "jobs.sqlite3"
 SCHEMA_VERSION = 2
-BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -118,6 +117,15 @@ def _record(row: Sequence[Any]) -> JobRecord:
     )
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Columns added since the first schema, for a store written by an older emolens."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    for name, column in _ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 class JobStore:
     """Persistent job records in ``root/jobs.sqlite3`` (the folder is created when missing).
 
@@ -128,24 +136,7 @@ class JobStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
         self.path = self.root / DB_NAME
-        self._lock = threading.Lock()
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.executescript(_SCHEMA)
-            have = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-            for name, column in _ADDED_COLUMNS.items():
-                if name not in have:  # a store written by an older emolens
-                    self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except (OSError, sqlite3.Error) as e:
-            raise JobStoreError(f"cannot open the jobs database {self.path}: {e}") from e
-        self._closed = False
+        self._sql = SqliteDb(self.path, "jobs", _SCHEMA, synchronous_normal=True, migrate=_migrate)
 
     def __enter__(self) -> JobStore:
         return self
@@ -155,20 +146,10 @@ class JobStore:
 
     def close(self) -> None:
         """Close the database (later calls raise :class:`JobStoreError`). Closing twice is fine."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
+        self._sql.close()
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._closed:
-                raise JobStoreError(f"the jobs database {self.path} is closed")
-            try:
-                yield self._conn
-            except sqlite3.Error as e:
-                raise JobStoreError(f"jobs database {self.path}: {e}") from e
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._sql.connection()
 
     def _update(self, sql: str, args: Sequence[Any]) -> bool:
         with self._db() as db:

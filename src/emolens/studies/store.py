@@ -19,20 +19,18 @@ import json
 import secrets
 import shutil
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import EllipsisType
 from typing import Any
 
-from ..jobs.models import JobStoreError
+from ..jobs.sqlitedb import SqliteDb
 from .models import Question, Session, SessionNotFound, SessionState, Study, StudyAd, StudyNotFound
 
 DB_NAME = "studies.sqlite3"
-BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -93,33 +91,13 @@ class StudyStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
         self.path = self.root / DB_NAME
-        self._lock = threading.Lock()
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                         check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as e:
-            raise JobStoreError(f"cannot open the studies database {self.path}: {e}") from e
-        self._closed = False
+        self._sql = SqliteDb(self.path, "studies", _SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
+        self._sql.close()
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._closed:
-                raise JobStoreError("the studies database is closed")
-            try:
-                yield self._conn
-            except sqlite3.Error as e:
-                raise JobStoreError(f"studies database: {e}") from e
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._sql.connection()
 
     # -- folders ------------------------------------------------------------------------------
 
