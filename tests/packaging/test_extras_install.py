@@ -38,13 +38,14 @@ VIDEO = {"scipy", "pyarrow", "av", "matplotlib"}
 SERVE = {"fastapi", "uvicorn", "multipart", "pydantic_settings", "fastapi_offline"}
 TRAIN = {"torch", "onnxscript", "sklearn", "optuna"}
 CLUSTER = {"ray", "tritonclient"}
-PROBED = sorted(VIDEO | SERVE | TRAIN | CLUSTER | {"pandas", "onnx", "dlib"})
+PROBED = sorted(VIDEO | SERVE | TRAIN | CLUSTER | {"cv2", "pandas", "onnx", "dlib"})
 BRINGS: dict[str, set[str]] = {
-    "video": VIDEO,
-    "campaign": VIDEO | {"pandas"},
-    "serve": VIDEO | {"pandas"} | SERVE,
-    "train": VIDEO | {"pandas", "onnx"} | TRAIN,
-    "cluster": CLUSTER | {"onnx"},
+    "opencv": {"cv2"},
+    "video": VIDEO | {"cv2"},
+    "campaign": VIDEO | {"cv2", "pandas"},
+    "serve": VIDEO | {"cv2", "pandas"} | SERVE,
+    "train": VIDEO | {"cv2", "pandas", "onnx"} | TRAIN,
+    "cluster": CLUSTER | {"onnx"},  # no OpenCV: its actors run the core's numpy image operations
     "dlib": {"dlib"},
 }
 
@@ -263,7 +264,17 @@ def check_dlib(env: Env, tmp: Path) -> None:
         assert len(result["faces"]) == 1 and result["faces"][0]["detection_score"] > 0.5
 
 
+def check_opencv(env: Env, tmp: Path) -> None:
+    """``analyze --annotate`` (drawing needs OpenCV) writes the annotated copy of a face."""
+    run = env.run("analyze", face_png(tmp), "--annotate", tmp / "ann", "-f", "json")
+    (result,) = json.loads(run.stdout)["images"]
+    assert len(result["faces"]) == 1
+    (drawn,) = (tmp / "ann").iterdir()
+    assert drawn.stat().st_size > 0
+
+
 CHECKS: dict[str, Callable[[Env, Path], None]] = {
+    "opencv": check_opencv,
     "video": check_video,
     "campaign": check_campaign,
     "serve": check_serve,

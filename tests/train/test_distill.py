@@ -7,7 +7,6 @@ the distilled student became is then unambiguous.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +20,14 @@ from emolens.train.distill import Distiller, Teacher, distill_loss
 from emolens.train.export import export_onnx
 from emolens.train.trainer import Trainer
 
+from .helpers import kill_at_epoch, read_history, tiny_config
 from .synthetic import make_dataset
 
 CPU = torch.device("cpu")
 
 
 def _cfg(out: Path, **kw):
-    base = {
-        "model.arch": "tiny",
-        "epochs": 6,
-        "batch_size": 32,
-        "optim.lr": 0.05,
-        "out": str(out),
-        "seed": 1,
-        "threads": 1,
-        "augment.erase": 0.0,
-    }
-    base.update(kw)
-    return load_config(overrides=base)
+    return tiny_config(out, **{"epochs": 6, "augment.erase": 0.0, **kw})
 
 
 def _shifted(ds: FaceDataset) -> FaceDataset:
@@ -136,13 +125,6 @@ def test_teacher_that_does_not_fit_is_a_config_error(teacher: Path, tmp_path: Pa
     assert Distiller.from_config(DistillConfig(), labels, 48, 1, CPU, "fp32") is None
 
 
-def _hist(run: Path) -> list[dict[str, str]]:
-    with open(run / "history.csv") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r.pop("time_s")
-    return rows
-
 
 def test_distilled_run_resumes_exactly_and_refuses_a_changed_teacher(teacher: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch):
@@ -152,19 +134,9 @@ def test_distilled_run_resumes_exactly_and_refuses_a_changed_teacher(teacher: Pa
     kw = {"epochs": 3, "distill.teacher": str(copy)}
     Trainer(_cfg(tmp_path / "full", **kw), ds, progress=False).fit()
 
-    original = Trainer._train_epoch
-
-    def dying(self: Trainer, epoch: int) -> tuple[float, float]:
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(_cfg(tmp_path / "killed", **kw), ds, progress=False).fit()
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    kill_at_epoch(Trainer(_cfg(tmp_path / "killed", **kw), ds, progress=False), 2)
     Trainer(_cfg(tmp_path / "killed", **kw), ds, progress=False).fit(resume=True)
-    assert _hist(tmp_path / "killed") == _hist(tmp_path / "full")
+    assert read_history(tmp_path / "killed") == read_history(tmp_path / "full")
 
     ckpt = torch.load(copy, weights_only=False)  # the teacher file changes under the run
     ckpt["epoch"] += 1

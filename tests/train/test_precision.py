@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from emolens.config import load_config
 from emolens.errors import ConfigError
 from emolens.train import precision as prec
 from emolens.train.archs import create_model
 from emolens.train.checkpoint import load_checkpoint
 from emolens.train.trainer import Trainer, init_classifier
 
+from .helpers import kill_at_epoch, read_history, tiny_config
 from .synthetic import make_dataset
 
 CPU = torch.device("cpu")
 
 
 def _cfg(out: Path, **kw):
-    base = {
-        "model.arch": "tiny",
-        "epochs": 3,
-        "batch_size": 32,
-        "optim.lr": 0.05,
-        "out": str(out),
-        "seed": 1,
-        "threads": 1,
-    }
-    base.update(kw)
-    return load_config(overrides=base)
+    return tiny_config(out, **kw)
 
-
-def _hist(run: Path) -> list[dict[str, str]]:
-    with open(run / "history.csv") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r.pop("time_s")
-    return rows
 
 
 def test_resolve_precision_follows_setting_cpu_and_amp(monkeypatch: pytest.MonkeyPatch):
@@ -84,21 +66,11 @@ def test_ema_run_killed_and_resumed_matches_uninterrupted(tmp_path: Path, monkey
     ema = {"optim.ema": 0.9}
     Trainer(_cfg(tmp_path / "full", **ema), ds, progress=False).fit()
 
-    original = Trainer._train_epoch
-
-    def dying(self: Trainer, epoch: int) -> tuple[float, float]:
-        if epoch == 2:
-            raise KeyboardInterrupt  # killed in the middle of the third epoch
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(_cfg(tmp_path / "killed", **ema), ds, progress=False).fit()
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
-    assert len(_hist(tmp_path / "killed")) == 2
+    kill_at_epoch(Trainer(_cfg(tmp_path / "killed", **ema), ds, progress=False), 2)  # in the third epoch
+    assert len(read_history(tmp_path / "killed")) == 2
 
     Trainer(_cfg(tmp_path / "killed", **ema), ds, progress=False).fit(resume=True)
-    assert _hist(tmp_path / "killed") == _hist(tmp_path / "full")
+    assert read_history(tmp_path / "killed") == read_history(tmp_path / "full")
     full, killed = (load_checkpoint(tmp_path / r / "last.pt") for r in ("full", "killed"))
     for key in ("model_state",):
         a, b = getattr(full, key), getattr(killed, key)

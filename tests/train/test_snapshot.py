@@ -3,7 +3,6 @@ original stood (same epoch, history and learning rate) and keeps learning."""
 
 from __future__ import annotations
 
-import csv
 import gzip
 from pathlib import Path
 
@@ -18,19 +17,13 @@ from emolens.train.checkpoint import load_checkpoint
 from emolens.train.snapshot import is_snapshot, seed_run, write_snapshot
 from emolens.train.trainer import Trainer
 
+from .helpers import kill_at_epoch, read_history, tiny_config
 from .synthetic import _pattern, make_dataset
 
 
 def _cfg(out: Path, epochs: int, **kw):
-    base = {"model.arch": "tiny", "epochs": epochs, "batch_size": 32, "optim.lr": 0.05, "optim.ema": 0.9,
-            "out": str(out), "seed": 1, "threads": 1}
-    base.update(kw)
-    return load_config(overrides=base)
+    return tiny_config(out, **{"epochs": epochs, "optim.ema": 0.9, **kw})
 
-
-def _history(run: Path) -> list[dict[str, str]]:
-    with open(run / "history.csv") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -58,23 +51,13 @@ def test_snapshot_is_small_half_precision_and_loads_like_a_checkpoint(run, tmp_p
     assert float((a - b).abs().max()) < 5e-3  # the evaluated weights, rounded to float16
 
 
-def test_seeded_run_trains_further_with_the_original_schedule(tmp_path: Path, monkeypatch):
+def test_seeded_run_trains_further_with_the_original_schedule(tmp_path: Path):
     ds = make_dataset(n_train=280, n_val=70, n_test=14)
     ema = {"optim.ema": 0.5}
     Trainer(_cfg(tmp_path / "full", epochs=8, **ema), ds, progress=False).fit()
     part = tmp_path / "part"
-    original = Trainer._train_epoch
-
-    def dying(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt  # the machine goes away in the middle of the third epoch
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(_cfg(part, epochs=8, **ema), ds, progress=False).fit()
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
-    part_hist = _history(part)
+    kill_at_epoch(Trainer(_cfg(part, epochs=8, **ema), ds, progress=False), 2)  # the machine goes away
+    part_hist = read_history(part)
     assert len(part_hist) == 2
 
     write_snapshot(part, tmp_path / "s.pt")
@@ -84,7 +67,7 @@ def test_seeded_run_trains_further_with_the_original_schedule(tmp_path: Path, mo
     assert cfg.out == str(seeded) and cfg.epochs == 8
     res = Trainer(cfg, ds, progress=False).fit(resume=True)
     assert res.finished and res.epochs_done == 8
-    hist, full = _history(seeded), _history(tmp_path / "full")
+    hist, full = read_history(seeded), read_history(tmp_path / "full")
     assert [h["val_acc"] for h in hist[:2]] == [h["val_acc"] for h in part_hist]  # the history travels
     assert [h["lr"] for h in hist] == [h["lr"] for h in full]  # same epochs, same learning rates
     # It went on learning: far above its state at the snapshot and about where the unbroken run ended.
@@ -124,6 +107,6 @@ def test_cli_snapshot_and_resume_from_it(tmp_path: Path, capsys, monkeypatch):
     code = main(["train", "--resume", "--out", str(moved), "--from-snapshot", str(tmp_path / "snap.pt"),
                  "--no-progress", "--no-evaluate"])
     assert code in (0, None)
-    assert len(_history(moved)) == 2
+    assert len(read_history(moved)) == 2
     # --from-snapshot without --resume --out is a usage error, not a traceback
     assert main(["train", "--from-snapshot", str(tmp_path / "snap.pt"), "--data", str(data)]) not in (0, None)

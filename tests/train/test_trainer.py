@@ -1,39 +1,20 @@
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
-from emolens.config import load_config
 from emolens.errors import CheckpointError
 from emolens.train.checkpoint import load_checkpoint
 from emolens.train.final import evaluate_run
 from emolens.train.trainer import Trainer
 
+from .helpers import kill_at_epoch, read_history, tiny_config
 from .synthetic import make_dataset
 
 
 def _cfg(out: Path, **kw):
-    base = {
-        "model.arch": "tiny",
-        "epochs": 3,
-        "batch_size": 32,
-        "optim.lr": 0.05,
-        "out": str(out),
-        "seed": 1,
-        "threads": 1,
-        "augment.mixup": 0.2,
-    }
-    base.update(kw)
-    return load_config(overrides=base)
+    return tiny_config(out, **{"augment.mixup": 0.2, **kw})
 
-
-def _hist(run: Path) -> list[dict]:
-    with open(run / "history.csv") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r.pop("time_s")
-    return rows
 
 
 def test_fit_writes_run_folder_and_learns(tmp_path: Path):
@@ -51,27 +32,16 @@ def test_fit_writes_run_folder_and_learns(tmp_path: Path):
     assert ckpt.meta.labels == ds.labels and ckpt.meta.architecture == "tiny"
 
 
-def test_killed_run_resumes_to_identical_history(tmp_path: Path, monkeypatch):
+def test_killed_run_resumes_to_identical_history(tmp_path: Path):
     ds = make_dataset(n_train=140, n_val=35, n_test=35)
     Trainer(_cfg(tmp_path / "full"), ds, progress=False).fit()
 
-    killed = Trainer(_cfg(tmp_path / "killed"), ds, progress=False)
-    original = Trainer._train_epoch
-
-    def dying(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt  # killed in the middle of the third epoch
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
-        killed.fit()
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
-    assert len(_hist(tmp_path / "killed")) == 2
+    kill_at_epoch(Trainer(_cfg(tmp_path / "killed"), ds, progress=False), 2)  # in the middle of the third epoch
+    assert len(read_history(tmp_path / "killed")) == 2
 
     res = Trainer(_cfg(tmp_path / "killed"), ds, progress=False).fit(resume=True)
     assert res.epochs_done == 3
-    assert _hist(tmp_path / "killed") == _hist(tmp_path / "full")
+    assert read_history(tmp_path / "killed") == read_history(tmp_path / "full")
 
 
 def test_resume_refuses_other_config_and_existing_run(tmp_path: Path):

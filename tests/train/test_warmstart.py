@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emolens.config import load_config
 from emolens.data.base import FaceDataset, Split
 from emolens.errors import CheckpointError, ConfigError
 from emolens.labels import FERPLUS8
@@ -15,14 +14,12 @@ from emolens.train.checkpoint import load_checkpoint
 from emolens.train.snapshot import write_snapshot
 from emolens.train.trainer import Trainer
 
+from .helpers import kill_at_epoch, tiny_config
 from .synthetic import _pattern, make_dataset
 
 
 def _cfg(out: Path, **kw):
-    base = {"model.arch": "tiny", "epochs": 3, "batch_size": 32, "optim.lr": 0.05, "out": str(out), "seed": 1,
-            "threads": 1, "model.head_std": 0.01}
-    base.update(kw)
-    return load_config(overrides=base)
+    return tiny_config(out, **{"model.head_std": 0.01, **kw})
 
 
 def _eight_classes(n_train: int = 160, n_val: int = 48, seed: int = 3) -> FaceDataset:
@@ -68,19 +65,7 @@ def test_warm_start_from_a_snapshot_and_resume_without_the_init_file(source: Pat
     assert snap.epoch == 6
     run = tmp_path / "run"
     cfg = _cfg(run, epochs=2, **{"model.init": str(tmp_path / "snap.pt")})
-    original = Trainer._train_epoch
-
-    def dying(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    Trainer._train_epoch = dying  # type: ignore[method-assign]
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            Trainer(cfg, _eight_classes(), progress=False).fit()
-    finally:
-        Trainer._train_epoch = original  # type: ignore[method-assign]
+    kill_at_epoch(Trainer(cfg, _eight_classes(), progress=False), 1)
     (tmp_path / "snap.pt").unlink()  # a resumed run reads its own last.pt, not the init file
     res = Trainer(cfg, _eight_classes(), progress=False).fit(resume=True)
     assert res.finished and res.epochs_done == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from emolens.train.keypoints.trainer import (
     load_keypoint_checkpoint,
 )
 
+from ..helpers import kill_at_epoch, read_history
 from .synthetic import make_keypoint_dataset
 
 
@@ -30,13 +30,6 @@ def _cfg(out: Path, **kw: Any) -> TrainConfig:
     return load_keypoint_config(None, base)
 
 
-def _hist(run: Path) -> list[dict[str, str]]:
-    with open(run / "history.csv") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r.pop("time_s")
-    return rows
-
 
 def test_fit_writes_run_folder_learns_and_evaluates(tmp_path: Path) -> None:
     ds = make_keypoint_dataset()
@@ -44,7 +37,7 @@ def test_fit_writes_run_folder_learns_and_evaluates(tmp_path: Path) -> None:
     assert res.finished and res.epochs_done == 6
     for name in ("config.yaml", "last.pt", "best.pt", "history.csv", "curves.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0
-    hist = _hist(tmp_path / "r")
+    hist = read_history(tmp_path / "r")
     assert list(hist[0]) == [c for c in HISTORY_COLUMNS if c != "time_s"]
     assert float(hist[-1]["train_loss"]) < float(hist[0]["train_loss"])
     assert res.best_val_nme < float(hist[0]["val_nme"])  # it learned something in a few steps
@@ -61,24 +54,13 @@ def test_fit_writes_run_folder_learns_and_evaluates(tmp_path: Path) -> None:
     assert sum(p.numel() for p in model.parameters()) == ckpt.extra["params"]  # type: ignore[index]
 
 
-def test_killed_run_resumes_to_identical_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_run_resumes_to_identical_history(tmp_path: Path) -> None:
     ds = make_keypoint_dataset(n_train=64, n_val=16, n_test=16)
     KeypointTrainer(_cfg(tmp_path / "full"), ds, progress=False).fit()
-    killed = KeypointTrainer(_cfg(tmp_path / "killed"), ds, progress=False)
-    original = KeypointTrainer._train_epoch
-
-    def dying(self: KeypointTrainer, epoch: int) -> tuple[float, float]:
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(KeypointTrainer, "_train_epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
-        killed.fit()
-    monkeypatch.setattr(KeypointTrainer, "_train_epoch", original)
-    assert len(_hist(tmp_path / "killed")) == 2
+    kill_at_epoch(KeypointTrainer(_cfg(tmp_path / "killed"), ds, progress=False), 2)
+    assert len(read_history(tmp_path / "killed")) == 2
     res = KeypointTrainer(_cfg(tmp_path / "killed"), ds, progress=False).fit(resume=True)
-    assert res.epochs_done == 3 and _hist(tmp_path / "killed") == _hist(tmp_path / "full")
+    assert res.epochs_done == 3 and read_history(tmp_path / "killed") == read_history(tmp_path / "full")
 
 
 def test_time_limit_early_stop_and_refusals(tmp_path: Path) -> None:
