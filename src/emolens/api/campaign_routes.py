@@ -317,6 +317,13 @@ def campaign_from_path(
         raise
 
 
+def _require_campaign(runner: JobRunner, job_id: str, client: str) -> None:
+    """JobFileNotFound (404) unless ``job_id`` is one of ``client``'s campaign jobs."""
+    kind = runner.store.get(job_id, client=client).kind
+    if kind != CAMPAIGN_KIND:
+        raise JobFileNotFound(f"job {job_id} is a {kind} job, not a campaign")
+
+
 @campaigns_router.get(
     "/campaigns/{job_id}/report",
     response_class=FileResponse,
@@ -331,9 +338,7 @@ def get_campaign_report(
     job_id: str, runner: JobRunner = Depends(get_runner), client: str = Depends(get_client)
 ) -> FileResponse:
     """The campaign's report (offline HTML: curves, KPIs, rankings, key moments, QC)."""
-    kind = runner.store.get(job_id, client=client).kind
-    if kind != CAMPAIGN_KIND:
-        raise JobFileNotFound(f"job {job_id} is a {kind} job, not a campaign")
+    _require_campaign(runner, job_id, client)
     job = finished_job(runner, job_id, client)
     path = runner.store.job_dir(job_id) / "report.html"
     if "report.html" not in job.files or not path.is_file():
@@ -356,7 +361,5 @@ def get_campaign_file(
 ) -> FileResponse:
     """A file of the campaign's outputs, by the name the report links to (``series.csv``, ``kpis.csv``, ...):
     the report's relative links work when it is served at ``/v1/campaigns/{id}/report``."""
-    kind = runner.store.get(job_id, client=client).kind
-    if kind != CAMPAIGN_KIND:
-        raise JobFileNotFound(f"job {job_id} is a {kind} job, not a campaign")
+    _require_campaign(runner, job_id, client)
     return get_job_file(job_id, name, runner, client)
