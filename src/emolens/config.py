@@ -76,7 +76,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    teacher: str = ""  # a trained teacher (.pt checkpoint or .onnx) to distil from ("" = no distillation)
+    teacher: str = ""  # a trained teacher (.pt checkpoint or .onnx) to distil from, or several
+    # separated by commas (an ensemble: their logits are averaged); "" = no distillation
     alpha: float = 0.5  # weight of the teacher's soft outputs in the loss (1 - alpha: the labels)
     temperature: float = 4.0  # softens both models' outputs in the distillation term
 

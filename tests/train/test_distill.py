@@ -164,3 +164,46 @@ def test_train_cli_teacher_option(teacher: Path, tmp_path: Path, monkeypatch: py
     assert load_config(run / "config.yaml").distill == DistillConfig(str(teacher), 0.7, 4.0)
     assert main(["train", "--data", str(data), "--arch", "tiny", "--out", str(tmp_path / "x"), "--teacher",
                  str(tmp_path / "missing.pt"), "--no-progress"]) == 2  # a clear ConfigError, no traceback
+
+
+def test_ensemble_teacher_averages_its_members_logits(teacher: Path, tmp_path: Path):
+    """``distill.teacher: a, b`` is one teacher whose logits are the members' mean; a changed member changes
+    its SHA-256 (so a resumed run refuses it) and an empty entry is a named config error."""
+    labels = make_dataset(7, 7, 7).labels
+    onnx_path = tmp_path / "teacher.onnx"
+    export_onnx(teacher, onnx_path)
+    other = tmp_path / "other"
+    Trainer(_cfg(other, epochs=2, seed=3), make_dataset(n_train=70, n_val=14, n_test=14), progress=False).fit()
+    x = torch.rand(8, 1, 48, 48)
+    spec = f"{teacher}, {other / 'best.pt'}"
+    dist = Distiller.from_config(DistillConfig(teacher=spec), labels, 48, 1, CPU, "fp32")
+    assert dist is not None
+    a = Teacher(teacher, labels, 48, 1, CPU, "fp32")(x)
+    b = Teacher(other / "best.pt", labels, 48, 1, CPU, "fp32")(x)
+    assert not torch.allclose(a, b, atol=1e-2)
+    assert torch.allclose(dist.teacher(x), (a + b) / 2, atol=1e-5)
+    assert str(other / "best.pt") in str(dist.teacher.path)
+
+    mixed = Distiller.from_config(DistillConfig(teacher=f"{onnx_path},{other / 'best.pt'}"), labels, 48, 1, CPU,
+                                  "fp32")
+    assert mixed is not None and torch.allclose(mixed.teacher(x), dist.teacher(x), atol=1e-3)
+    assert mixed.teacher.sha256 != dist.teacher.sha256
+    with pytest.raises(ConfigError, match="empty entry"):
+        Distiller.from_config(DistillConfig(teacher=f"{teacher},,{onnx_path}"), labels, 48, 1, CPU, "fp32")
+    with pytest.raises(ConfigError, match="not found"):
+        Distiller.from_config(DistillConfig(teacher=f"{teacher}, {tmp_path / 'missing.pt'}"), labels, 48, 1, CPU,
+                              "fp32")
+
+
+def test_student_of_an_ensemble_follows_it_and_records_its_hash(teacher: Path, tmp_path: Path):
+    ds = make_dataset()
+    spec = f"{teacher}, {teacher}"
+    student = Trainer(_cfg(tmp_path / "s", **{"distill.teacher": spec, "distill.alpha": 1.0,
+                                              "distill.temperature": 2.0}), ds, progress=False)
+    student.fit()
+    teacher_says = (ds.split("val").labels + 1) % len(ds.labels)
+    assert (_predictions(student) == teacher_says).mean() > 0.6
+    ckpt = torch.load(tmp_path / "s" / "last.pt", weights_only=False)
+    assert ckpt["extra"]["teacher_sha256"] == student.distiller.teacher.sha256
+    assert student.distiller.teacher.sha256 != Teacher(teacher, ds.labels, 48, 1, CPU, "fp32").sha256
+    assert load_config(tmp_path / "s" / "config.yaml").distill.teacher == spec

@@ -60,7 +60,8 @@ def train_command(
     limit: Annotated[int | None, typer.Option(help="Use at most N training images (stratified).")] = None,
     out: Annotated[str | None, typer.Option(help="Run folder.")] = None,
     teacher: Annotated[str | None, typer.Option(
-        help="Distil from this trained model (.pt or .onnx); see distill.alpha, distill.temperature.")] = None,
+        help="Distil from this trained model (.pt or .onnx), or from several separated by commas "
+             "(an ensemble: logits averaged); see distill.alpha, distill.temperature.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip and count bad samples.")] = False,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Any config key, e.g. --set optim.weight_decay=1e-4")

@@ -1,21 +1,24 @@
 """Knowledge distillation: a student learns from a fixed teacher's soft outputs plus the labels.
 
 ``distill.teacher`` names a trained model, an emolens checkpoint (``.pt``) or an exported ONNX model
-(``.onnx``, run with ONNX Runtime). Each training batch, after augmentation and mixing, goes through
-the teacher too (no gradients; bf16 autocast when the student trains in bf16), so the teacher sees
-exactly the images the student sees. The loss is Hinton et al.'s::
+(``.onnx``, run with ONNX Runtime), or several separated by commas: an ensemble, whose logits are
+averaged (``teacher: a/best.pt, b/best.pt``), so that one fast student learns what several models agree
+on. Each training batch, after augmentation and mixing, goes through the teacher too (no gradients;
+bf16 autocast when the student trains in bf16), so the teacher sees exactly the images the student
+sees. The loss is Hinton et al.'s::
 
     (1 - alpha) * CE(student, targets) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
 
 where the targets are the run's own (one-hot FER2013 labels or FER+ vote distributions, smoothed
 and mixed as configured). The teacher normalises the [0, 1] batch with its own mean and std, so it
 may have been trained with other statistics; its labels, input size and channels must match the
-student's. The teacher file's SHA-256 is kept in the run's checkpoints so that a resumed run can
-refuse a teacher that changed under it.
+student's. The teacher file's SHA-256 (an ensemble's: the SHA-256 of its members' in order) is kept
+in the run's checkpoints so that a resumed run can refuse a teacher that changed under it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -126,10 +129,44 @@ class Teacher:
         return logits if self.meta.output == "logits" else logits.clamp_min(1e-8).log()
 
 
+class Ensemble:
+    """Several teachers as one: ``ensemble(x)`` is the mean of the members' logits.
+
+    Every member must fit the student (the same checks as a single :class:`Teacher`); ``path`` names
+    them all and ``sha256`` changes when any member file changes.
+    """
+
+    def __init__(self, members: list[Teacher]) -> None:
+        if not members:
+            raise ConfigError("distill.teacher names no model")
+        self.members = members
+        self.path = Path(", ".join(str(m.path) for m in members))
+        self.meta = members[0].meta
+        if len(members) == 1:
+            self.sha256 = members[0].sha256
+        else:
+            self.sha256 = hashlib.sha256(",".join(m.sha256 for m in members).encode()).hexdigest()
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.members[0](x)
+        for m in self.members[1:]:
+            out = out + m(x)
+        return out / len(self.members)
+
+
+def teacher_paths(spec: str) -> list[str]:
+    """``"a.pt, b.onnx"`` -> ``["a.pt", "b.onnx"]``; ConfigError on an empty member (``"a.pt,,b.pt"``)."""
+    parts = [p.strip() for p in spec.split(",")]
+    if any(not p for p in parts):
+        raise ConfigError(f"distill.teacher {spec!r} has an empty entry; separate the models with single commas")
+    return parts
+
+
 class Distiller:
     """The teacher and the loss mix of one run (built from ``cfg.distill`` by :meth:`from_config`)."""
 
-    def __init__(self, cfg: DistillConfig, teacher: Teacher) -> None:
+    def __init__(self, cfg: DistillConfig, teacher: Teacher | Ensemble) -> None:
         check_config(cfg)
         self.cfg, self.teacher = cfg, teacher
 
@@ -138,9 +175,11 @@ class Distiller:
                     device: torch.device, precision: str, threads: int = 0) -> Distiller | None:
         """None when ``cfg.teacher`` is empty (no distillation)."""
         check_config(cfg)
-        if not cfg.teacher:
+        if not cfg.teacher.strip():
             return None
-        return cls(cfg, Teacher(cfg.teacher, labels, input_size, channels, device, precision, threads))
+        members = [Teacher(p, labels, input_size, channels, device, precision, threads)
+                   for p in teacher_paths(cfg.teacher)]
+        return cls(cfg, members[0] if len(members) == 1 else Ensemble(members))
 
     def loss(self, hard_loss: torch.Tensor, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         """The run's loss on its own targets mixed with the soft term against the teacher."""
