@@ -1,0 +1,75 @@
+"""Is an ensemble worth distilling? Accuracy of each model and of their averaged logits, on val and test.
+
+Before spending CPU hours on a student distilled from several runs (``distill.teacher: a, b``), this
+prints what the teacher the student would learn from scores: each member alone and the mean of their
+logits (exactly what :class:`emolens.train.distill.Ensemble` gives the student), single crop, on the
+validation split (which chooses) and on the test split (reported), with macro-F1 and the ECE after a
+temperature fitted on val. The data come from a training config (the run's own ``config.yaml`` or
+``configs/X.yaml``), so a FER+ config scores the FER+ majority-vote rows.
+
+    .venv/bin/python bench/ensemble_accuracy.py --config configs/ferplus_vgg_finetune2.yaml \\
+        ~/emolens-runs/ferplus_vgg_finetune/best.pt ~/emolens-runs/ferplus_vgg_finetune2/best.pt
+
+Exit status 0, or 2 with one line on stderr when a model or the data is missing or does not fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from emolens.config import load_config
+from emolens.data import load_dataset
+from emolens.errors import EmolensError
+from emolens.evaluation.metrics import apply_temperature, expected_calibration_error, fit_temperature
+from emolens.train.distill import Teacher
+
+
+def logits_of(teacher: Teacher, images: np.ndarray, batch: int = 512) -> np.ndarray:
+    x = torch.from_numpy(images).float().div_(255)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    return torch.cat([teacher(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="+", help=".pt checkpoints or .onnx models with the same labels")
+    ap.add_argument("--config", required=True, help="a training config naming the dataset (data section)")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg = load_config(args.config)
+        ds = load_dataset(cfg.data, seed=cfg.seed)
+        size, ch = cfg.data.image_size, cfg.data.channels
+        members = [Teacher(m, tuple(ds.labels), size, ch, torch.device("cpu"), "fp32") for m in args.models]
+        val, test = ds.split("val"), ds.split("test")
+        z_val = [logits_of(t, val.images) for t in members]
+        z_test = [logits_of(t, test.images) for t in members]
+    except EmolensError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rows = [(Path(m).parent.name + "/" + Path(m).name, zv, zt) for m, zv, zt in
+            zip(args.models, z_val, z_test, strict=True)]
+    if len(members) > 1:
+        rows.append((f"mean of {len(members)} (logits)", np.mean(z_val, 0), np.mean(z_test, 0)))
+    print(f"{ds.name}: val {len(val.labels)} rows, test {len(test.labels)} rows; single crop")
+    print(f"{'model':<48} {'val acc':>8} {'test acc':>8} {'test mF1':>8} {'T':>6} {'test ECE':>8}")
+    for name, zv, zt in rows:
+        t = fit_temperature(zv, val.labels, kind="logits")
+        pred = zt.argmax(1)
+        ece = expected_calibration_error(test.labels, apply_temperature(zt, t, kind="logits"))
+        mf1 = f1_score(test.labels, pred, average="macro", labels=range(len(ds.labels)), zero_division=0)
+        print(f"{name:<48} {(zv.argmax(1) == val.labels).mean():8.4f} {(pred == test.labels).mean():8.4f} "
+              f"{mf1:8.4f} {t:6.3f} {ece:8.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
