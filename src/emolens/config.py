@@ -26,6 +26,8 @@ class DataConfig:
     path: str = "../shared/data/fer2013/fer2013.csv.gz"
     labels_path: str = ""  # FER+ votes file (fer2013new.csv) when dataset == ferplus
     label_mode: str = "majority"  # ferplus: majority | soft (per-image vote distributions)
+    ferplus_eval_rows: str = "majority"  # ferplus val/test rows: majority (Microsoft's: top emotion > half the
+    # votes left) | plurality (every row with one top emotion, ambiguous faces included)
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -5,7 +6,14 @@ import pytest
 
 from emolens.config import DataConfig
 from emolens.data import load_dataset
-from emolens.data.ferplus import TIE, UNKNOWN_MAJORITY, find_votes, majority_protocol
+from emolens.data.ferplus import (
+    NO_MAJORITY,
+    TIE,
+    UNKNOWN_MAJORITY,
+    find_votes,
+    majority_protocol,
+    microsoft_majority,
+)
 from emolens.errors import ConfigError, DatasetError
 from emolens.labels import FERPLUS8
 
@@ -114,6 +122,33 @@ def test_protocol_unit_cases():
     assert FERPLUS8[labels[2]] == "happiness" and targets[2].tolist() == [0, 0, 0, 1, 0, 0, 0, 0]
 
 
+def test_val_and_test_rows_need_a_microsoft_majority(tmp_path, rng):
+    """Val/test rows are kept, as in Microsoft's FERPlus code, only when the top emotion holds more than
+    half of the votes left after every single vote is dropped; training rows keep the plurality rule."""
+    v = np.array([
+        votes(anger=6, sadness=3, fear=1),  # 6 > 4.5: kept
+        votes(surprise=4, fear=3, sadness=2, anger=1),  # 4 of 9: plurality only
+        votes(contempt=2, disgust=2, anger=1),  # tie: excluded either way
+        votes(neutral=5, unknown=4, nf=1),  # 5 > 4.5: kept
+        votes(happiness=1, anger=1, neutral=1, fear=1, surprise=2, unknown=4),  # unknown on top: neither
+        votes(neutral=3, unknown=3, happiness=4),  # 4 of 10: plurality only
+    ])
+    assert microsoft_majority(v).tolist() == [True, False, False, True, False, False]
+
+    rows = make_rows(rng, (6, 6, 6))
+    csv = write_rows(tmp_path / "fer2013.csv", rows)
+    write_votes(tmp_path / "fer2013new.csv", [r[2] for r in rows], [*v.tolist(), *v.tolist(), *v.tolist()])
+    strict = load_dataset(_cfg(csv, label_mode="soft"))
+    loose = load_dataset(_cfg(csv, label_mode="soft", ferplus_eval_rows="plurality"))
+    for split in ("val", "test"):
+        assert [FERPLUS8[k] for k in strict.split(split).labels] == ["anger", "neutral"]
+        assert [FERPLUS8[k] for k in loose.split(split).labels] == ["anger", "surprise", "neutral", "happiness"]
+    assert len(strict.split("train")) == len(loose.split("train")) == 4
+    assert strict.skipped[NO_MAJORITY] == 4 and NO_MAJORITY not in loose.skipped
+    with pytest.raises(ConfigError, match="ferplus_eval_rows"):
+        load_dataset(_cfg(csv, ferplus_eval_rows="strict"))
+
+
 def test_row_count_mismatch(tmp_path, rng):
     rows = make_rows(rng, (4, 2, 2))
     csv = write_rows(tmp_path / "fer2013.csv", rows)
@@ -204,9 +239,14 @@ def test_real_ferplus_counts_are_plausible(shared_data):
     cfg = DataConfig(dataset="ferplus", path=str(shared_data / "fer2013" / "fer2013.csv.gz"))
     ds = load_dataset(cfg)  # finds ../ferplus/fer2013new.csv by itself
     sizes = {k: len(v) for k, v in ds.splits.items()}
-    assert sizes == {"train": 26940, "val": 3396, "test": 3376}
-    assert ds.skipped == {UNKNOWN_MAJORITY: 689, TIE: 1486}
+    # val/test as Microsoft's code scores them (majority: 3,199 and 3,153 rows, "about 3,150" in issue 11)
+    assert sizes == {"train": 26940, "val": 3199, "test": 3153}
+    assert ds.skipped == {UNKNOWN_MAJORITY: 689, TIE: 1486, NO_MAJORITY: 197 + 223}
     assert sum(sizes.values()) + sum(ds.skipped.values()) == 35887
+    plural = load_dataset(dataclasses.replace(cfg, ferplus_eval_rows="plurality"))
+    assert {k: len(v) for k, v in plural.splits.items()} == {"train": 26940, "val": 3396, "test": 3376}
+    assert plural.skipped == {UNKNOWN_MAJORITY: 689, TIE: 1486}
+    ds = plural
     totals = sum(np.bincount(s.labels, minlength=8) for s in ds.splits.values())
     for label, count in zip(FERPLUS8, totals, strict=True):
         # Excluding ties and unknown/NF can only lower a class's count, and not by much.

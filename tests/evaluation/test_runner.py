@@ -127,3 +127,16 @@ def test_ferplus_labels_do_not_fit_a_fer7_model(shared_data: Path, tmp_path: Pat
     with pytest.raises(InvalidInput, match=r"label sets differ.*only in the data: \['contempt'\]"):
         evaluate_model(BrightnessPredictor(), "ferplus", shared_data / "fer2013" / "fer2013.csv.gz", tmp_path,
                        labels_path=str(shared_data / "ferplus" / "fer2013new.csv"))
+
+
+@pytest.mark.shared
+def test_ferplus_test_rows_follow_the_chosen_protocol(shared_data: Path, tmp_path: Path) -> None:
+    """FER+ is scored on Microsoft's majority rows by default (3,153 PrivateTest rows), on every row with
+    one top emotion when asked (3,376); the report names which."""
+    csv, votes = shared_data / "fer2013" / "fer2013.csv.gz", str(shared_data / "ferplus" / "fer2013new.csv")
+    model = BrightnessPredictor(labels=FERPLUS8)
+    strict = evaluate_model(model, "ferplus", csv, tmp_path / "a", labels_path=votes)
+    loose = evaluate_model(model, "ferplus", csv, tmp_path / "b", labels_path=votes, ferplus_rows="plurality")
+    assert (strict["n"], strict["ferplus_rows"]) == (3153, "majority")
+    assert (loose["n"], loose["ferplus_rows"]) == (3376, "plurality")
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["ferplus_rows"] == "majority"

@@ -63,6 +63,9 @@ def evaluate_command(
         "--exclude-train-duplicates", help="Drop rows pixel-identical to a training image (counted).",
     )] = False,
     device: Annotated[str, typer.Option(help="cpu | cuda (checkpoints only).")] = "cpu",
+    ferplus_rows: Annotated[str, typer.Option(
+        help="FER+ val/test rows: majority (Microsoft's protocol: top emotion > half the votes left) | "
+             "plurality (every row with one top emotion, ambiguous faces included).")] = "majority",
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json instead of the table.")] = False,
 ) -> None:
     """Evaluate a model on a dataset split; writes metrics.json, confusion_matrix.png, roc.png and
@@ -71,13 +74,15 @@ def evaluate_command(
 
     report = evaluate_model(model, dataset, data, out, split=split, labels_path=labels, tta=tta,
                             batch_size=batch_size, exclude_train_duplicates=exclude_train_duplicates,
-                            device=device)
+                            device=device, ferplus_rows=ferplus_rows)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
     columns, rows = _summary_rows(report)
     title = (f"{report['model']['architecture']} on {report['dataset']} / {report['split']} "
              f"({report['n']} images)")
+    if "ferplus_rows" in report:
+        title += f", {report['ferplus_rows']} rows"
     if "excluded_train_duplicates" in report:
         title += f", {report['excluded_train_duplicates']} train duplicates excluded"
     _print_table(columns, rows, title)

@@ -66,7 +66,8 @@ def read_raw(cfg: DataConfig, *, cache: bool = True) -> RawData:
         from .ferplus import read_ferplus
 
         return read_ferplus(
-            cfg.path, cfg.labels_path, skip_bad=cfg.skip_bad, label_mode=cfg.label_mode, cache=cache
+            cfg.path, cfg.labels_path, skip_bad=cfg.skip_bad, label_mode=cfg.label_mode, cache=cache,
+            eval_rows=cfg.ferplus_eval_rows,
         )
     from .folder import read_folder
 

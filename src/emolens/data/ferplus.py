@@ -16,10 +16,17 @@ neutral, contempt). The protocol, per image:
 3. Otherwise the hard label is the emotion with the most votes (the majority label), and the soft
    target is the row's emotion votes after step 1, with unknown and NF dropped, divided by their sum.
 
+4. Validation and test rows (PublicTest, PrivateTest) are scored as in Microsoft's FERPlus code, which
+   evaluates in its ``majority`` mode whatever the training mode (``eval_rows="majority"``, the
+   default): every single vote is dropped, and the row is kept only when its top column holds more
+   than half of the votes left and is an emotion (3,199 PublicTest and 3,153 PrivateTest rows of the
+   real file). ``eval_rows="plurality"`` keeps every row that steps 1-2 keep (3,396 and 3,376: ambiguous
+   faces included, a harder set). Training rows always follow steps 1-3: the soft targets of
+   ambiguous faces are still worth learning from.
+
 Excluded rows are counted in ``FaceDataset.skipped`` by reason. ``label_mode`` (``majority`` or
 ``soft``) does not change the rows or the arrays: every split carries both ``labels`` and
-``targets``; the trainer picks which to learn from. (Microsoft's own ``majority`` mode additionally
-drops rows whose top emotion has half the votes or fewer; this loader does not.)
+``targets``; the trainer picks which to learn from.
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ BAD_VOTES = "bad FER+ votes row"
 NO_VOTES = "FER+ no votes"
 UNKNOWN_MAJORITY = "FER+ unknown/not-a-face majority"
 TIE = "FER+ tie between emotions"
+NO_MAJORITY = "FER+ val/test row without a majority (Microsoft's rule)"
+EVAL_ROWS = ("majority", "plurality")
 
 
 def find_votes(csv_path: str | Path, labels_path: str | Path = "") -> Path:
@@ -138,6 +147,20 @@ def majority_protocol(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[s
     return emo.argmax(axis=1).astype(np.int64), targets, {NO_VOTES: none, UNKNOWN_MAJORITY: unknown, TIE: tie}
 
 
+def microsoft_majority(votes: np.ndarray) -> np.ndarray:
+    """Boolean mask of the ``(n, 10)`` vote rows (:data:`VOTE_COLUMNS` order) that Microsoft's FERPlus
+    code keeps in its ``majority`` mode: single votes set to zero (in every row), then the top column
+    must hold more than half of the votes left and be an emotion, not unknown or NF."""
+    v = np.where(votes <= 1, 0.0, votes.astype(np.float64))
+    top = v.max(axis=1)
+    return (top > 0.5 * v.sum(axis=1)) & (v.argmax(axis=1) < 8)
+
+
+def check_eval_rows(rows: str) -> None:
+    if rows not in EVAL_ROWS:
+        raise ConfigError(f"unknown data.ferplus_eval_rows {rows!r}; use majority or plurality")
+
+
 def _check_join(table: FerTable, votes_path: Path, n_votes: int, usage: list[str | None]) -> None:
     if n_votes != table.n_rows:
         raise DatasetError(
@@ -170,9 +193,11 @@ def read_ferplus(
     skip_bad: bool = False,
     label_mode: str = "majority",
     cache: bool = True,
+    eval_rows: str = "majority",
 ) -> RawData:
     """FER2013 pixels with FER+ labels and soft targets as :class:`~emolens.data.split.RawData`."""
     check_label_mode(label_mode)
+    check_eval_rows(eval_rows)
     votes_path = find_votes(csv_path, labels_path)
     table = read_fer2013_table(csv_path, skip_bad=skip_bad, cache=cache)
     votes, usage, skipped = read_votes(votes_path, skip_bad=skip_bad)
@@ -189,6 +214,12 @@ def read_ferplus(
     codes = np.array(
         [SPLIT_ORDER.index(usage[r]) if usage[r] else -1 for r in table.rows.tolist()], dtype=np.int8
     )
+    if eval_rows == "majority":
+        scored = (codes == SPLIT_ORDER.index("val")) | (codes == SPLIT_ORDER.index("test"))
+        no_majority = keep & scored & ~microsoft_majority(votes[table.rows])
+        if no_majority.any():
+            skipped[NO_MAJORITY] = int(no_majority.sum())
+        keep &= ~no_majority
     name = table.path.name
     splits: dict[str, RawSplit] = {}
     for code, split in enumerate(SPLIT_ORDER):

@@ -138,22 +138,28 @@ def evaluate_arrays(predictor: Predictor, images: np.ndarray, y: np.ndarray, bat
 
 def evaluate_model(model: str | Path | Predictor, dataset: str, data_path: str | Path, out_dir: str | Path,
                    split: str = "test", labels_path: str = "", tta: bool = False, batch_size: int = 256,
-                   exclude_train_duplicates: bool = False, device: str = "cpu") -> dict[str, Any]:
+                   exclude_train_duplicates: bool = False, device: str = "cpu",
+                   ferplus_rows: str = "majority") -> dict[str, Any]:
     """Evaluate a model file (or predictor) on a split; write ``metrics.json``, ``confusion_matrix.png``,
     ``roc.png`` and ``reliability.png`` (plus ``tta_*`` figures with ``tta``) into ``out_dir``.
+
+    ``ferplus_rows`` picks the FER+ val/test rows (:mod:`emolens.data.ferplus`): ``majority``
+    (Microsoft's protocol) or ``plurality`` (ambiguous faces included).
 
     Returns the ``metrics.json`` content: :func:`compute_metrics` keys plus ``split``, ``dataset``,
     ``model`` (a description), ``excluded_train_duplicates`` when asked and a ``tta`` block.
     """
     predictor = model if isinstance(model, Predictor) else load_predictor(model, device=device)
     base = getattr(getattr(predictor, "checkpoint", None), "config", None)
+    data_cfg = replace(base.data if base is not None else DataConfig(), ferplus_eval_rows=ferplus_rows)
     ds = load_dataset_for_model(predictor.meta, dataset, data_path, labels_path,
-                                seed=base.seed if base is not None else 0,
-                                base=base.data if base is not None else None)
+                                seed=base.seed if base is not None else 0, base=data_cfg)
     data = select_split(ds, predictor.meta, split, f" ({data_path})", exclude_train_duplicates)
     result = evaluate_arrays(predictor, data.images, data.y, batch_size, tta)
     report: dict[str, Any] = {**result.metrics, "split": data.split, "dataset": data.dataset,
                               "data_path": str(data_path), "model": describe(predictor)}
+    if ds.name == "ferplus":
+        report["ferplus_rows"] = ferplus_rows
     if data.excluded_train_duplicates is not None:
         report["excluded_train_duplicates"] = data.excluded_train_duplicates
     out = Path(out_dir)
