@@ -4,8 +4,10 @@ Before spending CPU hours on a student distilled from several runs (``distill.te
 prints what the teacher the student would learn from scores: each member alone and the mean of their
 logits (exactly what :class:`emolens.train.distill.Ensemble` gives the student), single crop, on the
 validation split (which chooses) and on the test split (reported), with macro-F1 and the ECE after a
-temperature fitted on val. The data come from a training config (the run's own ``config.yaml`` or
-``configs/X.yaml``), so a FER+ config scores the FER+ majority-vote rows.
+temperature fitted on val. The val NLL after that temperature (a proper score: it rewards accuracy and
+calibration both) is what chooses between checkpoints of a calibration phase (MODEL_CARD.md). The
+data come from a training config (the run's own ``config.yaml`` or ``configs/X.yaml``), so a FER+
+config scores the FER+ majority-vote rows.
 
     .venv/bin/python bench/ensemble_accuracy.py --config configs/ferplus_vgg_finetune2.yaml \\
         ~/emolens-runs/ferplus_vgg_finetune/best.pt ~/emolens-runs/ferplus_vgg_finetune2/best.pt
@@ -26,7 +28,12 @@ from sklearn.metrics import f1_score
 from emolens.config import load_config
 from emolens.data import load_dataset
 from emolens.errors import EmolensError
-from emolens.evaluation.metrics import apply_temperature, expected_calibration_error, fit_temperature
+from emolens.evaluation.metrics import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+)
 from emolens.train.distill import Teacher
 
 
@@ -60,14 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(members) > 1:
         rows.append((f"mean of {len(members)} (logits)", np.mean(z_val, 0), np.mean(z_test, 0)))
     print(f"{ds.name}: val {len(val.labels)} rows, test {len(test.labels)} rows; single crop")
-    print(f"{'model':<48} {'val acc':>8} {'test acc':>8} {'test mF1':>8} {'T':>6} {'test ECE':>8}")
+    print(f"{'model':<48} {'val acc':>8} {'val NLL':>8} {'test acc':>8} {'test mF1':>8} {'T':>6} {'test ECE':>8}")
     for name, zv, zt in rows:
         t = fit_temperature(zv, val.labels, kind="logits")
+        val_nll = negative_log_likelihood(val.labels, apply_temperature(zv, t, kind="logits"))
         pred = zt.argmax(1)
         ece = expected_calibration_error(test.labels, apply_temperature(zt, t, kind="logits"))
         mf1 = f1_score(test.labels, pred, average="macro", labels=range(len(ds.labels)), zero_division=0)
-        print(f"{name:<48} {(zv.argmax(1) == val.labels).mean():8.4f} {(pred == test.labels).mean():8.4f} "
-              f"{mf1:8.4f} {t:6.3f} {ece:8.4f}")
+        print(f"{name:<48} {(zv.argmax(1) == val.labels).mean():8.4f} {val_nll:8.4f} "
+              f"{(pred == test.labels).mean():8.4f} {mf1:8.4f} {t:6.3f} {ece:8.4f}")
     return 0
 
 

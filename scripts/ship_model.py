@@ -63,8 +63,10 @@ def main() -> int:
     entry["file"], entry["description"] = int8.name, args.description
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     replaced = f"; {old.name} removed" if old.name != int8.name else ""
-    print(f"shipped {args.name}: src/emolens/assets/{int8.name} (epoch {ckpt.epoch}, val acc {ckpt.best_metric:.4f})"
-          + replaced)
+    own = next((h.get("val_acc") for h in ckpt.history if int(h.get("epoch", -1)) == ckpt.epoch), None)
+    at = f"val acc {own:.4f}" if own is not None else "val acc not in the history"
+    print(f"shipped {args.name}: src/emolens/assets/{int8.name} (epoch {ckpt.epoch}, {at}; the run's best val acc "
+          f"{ckpt.best_metric:.4f})" + replaced)
     return 0
 
 
