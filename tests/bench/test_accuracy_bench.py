@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from emolens.labels import FERPLUS8
 from tests.data.test_fer2013 import fer_line, write_csv
 from tests.inference.modelfactory import make_model, tiny_meta
 
+from .helpers import bench_script
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "accuracy.py"
 REPORT_KEYS = {"model", "file", "file_bytes", "dataset", "labels", "test_split", "n", "val_split", "val_n",
@@ -28,13 +29,8 @@ REPORT_KEYS = {"model", "file", "file_bytes", "dataset", "labels", "test_split",
 
 @pytest.fixture(scope="module")
 def bench() -> Iterator[ModuleType]:
-    spec = importlib.util.spec_from_file_location("bench_accuracy", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with bench_script("accuracy") as module:
+        yield module
 
 
 @pytest.fixture(autouse=True)

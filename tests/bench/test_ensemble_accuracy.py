@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -16,31 +16,21 @@ from emolens.train.distill import Teacher
 from emolens.train.trainer import Trainer
 
 from ..train.helpers import tiny_config
-from ..train.synthetic import _pattern
-
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "bench" / "ensemble_accuracy.py"
+from ..train.synthetic import write_fer2013_csv
+from .helpers import bench_script
 
 
 @pytest.fixture(scope="module")
-def ens() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ensemble_accuracy", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ens() -> Iterator[ModuleType]:
+    with bench_script("ensemble_accuracy") as module:
+        yield module
 
 
 def test_ensemble_row_is_the_mean_of_the_members_logits(ens: ModuleType, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str],
                                                         monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("EMOLENS_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for usage, n in (("Training", 140), ("PublicTest", 35), ("PrivateTest", 35)):
-        lines += [f"{i % 7},{' '.join(map(str, _pattern(i % 7, 48, rng).ravel()))},{usage}" for i in range(n)]
-    data = tmp_path / "fer2013.csv"
-    data.write_text("\n".join(lines) + "\n")
+    data = write_fer2013_csv(tmp_path / "fer2013.csv", (140, 35, 35))
     cfg_file = tmp_path / "data.yaml"
     cfg_file.write_text(f"data: {{dataset: fer2013, path: {data}}}\n")
     runs = []

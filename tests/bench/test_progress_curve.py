@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from .helpers import bench_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "progress_curve.py"
 
 
 @pytest.fixture(scope="module")
-def pc() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("progress_curve", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["progress_curve"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def pc() -> Iterator[ModuleType]:
+    with bench_script("progress_curve") as module:
+        yield module
 
 
 def _run(folder: Path, rows: list[tuple[float, float]]) -> Path:

@@ -9,7 +9,6 @@ every ``slow`` test: ``scripts/test.sh`` does not deselect them.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ import numpy as np
 import pytest
 
 from ..conftest import SHARED
-from ..train.synthetic import _pattern
+from ..train.synthetic import write_fer2013_csv
 
 REPO = Path(__file__).resolve().parents[2]
 TORCH_PIN = "torch==2.13.0"  # the local CPU build, as scripts/test.sh and bench/install_size.py pin it
@@ -95,14 +94,7 @@ def face_png(tmp_path: Path) -> Path:
 
 def fer2013_csv(path: Path) -> Path:
     """A tiny FER2013-style csv.gz (emotion,pixels,Usage): 7 learnable 48x48 patterns, a few per split."""
-    rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for usage, n in (("Training", 35), ("PublicTest", 14), ("PrivateTest", 14)):
-        for i in range(n):
-            lines.append(f"{i % 7},{' '.join(map(str, _pattern(i % 7, 48, rng).ravel()))},{usage}")
-    with gzip.open(path, "wt") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+    return write_fer2013_csv(path, (35, 14, 14))
 
 
 # ------------------------------------------------------------------ the fresh environment

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import numpy as np
 
 from emolens.data.base import FaceDataset, Split
@@ -40,3 +43,19 @@ def make_dataset(n_train: int = 280, n_val: int = 70, n_test: int = 70, size: in
     return FaceDataset(
         "synthetic", FER7, {"train": split("train", n_train), "val": split("val", n_val), "test": split("test", n_test)}
     )
+
+
+def write_fer2013_csv(path: Path, per_split: tuple[int, int, int] = (42, 14, 14), seed: int = 0) -> Path:
+    """A small FER2013-style CSV (``emotion,pixels,Usage``; gzip when ``path`` ends in ``.gz``) of the 7
+    learnable 48x48 patterns: ``per_split`` rows of Training, PublicTest and PrivateTest."""
+    rng = np.random.default_rng(seed)
+    lines = ["emotion,pixels,Usage"]
+    for usage, n in zip(("Training", "PublicTest", "PrivateTest"), per_split, strict=True):
+        lines += [f"{i % 7},{' '.join(map(str, _pattern(i % 7, 48, rng).ravel()))},{usage}" for i in range(n)]
+    text = "\n".join(lines) + "\n"
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path

@@ -148,15 +148,10 @@ def test_distilled_run_resumes_exactly_and_refuses_a_changed_teacher(teacher: Pa
 def test_train_cli_teacher_option(teacher: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from emolens.cli import main
 
-    from .synthetic import _pattern
+    from .synthetic import write_fer2013_csv
 
     monkeypatch.setenv("EMOLENS_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for usage, n in (("Training", 42), ("PublicTest", 14), ("PrivateTest", 14)):
-        lines += [f"{i % 7},{' '.join(map(str, _pattern(i % 7, 48, rng).ravel()))},{usage}" for i in range(n)]
-    data = tmp_path / "fer2013.csv"
-    data.write_text("\n".join(lines) + "\n")
+    data = write_fer2013_csv(tmp_path / "fer2013.csv")
     run = tmp_path / "student"
     rc = main(["train", "--data", str(data), "--arch", "tiny", "--epochs", "1", "--batch-size", "16", "--out", str(run),
                "--teacher", str(teacher), "--set", "distill.alpha=0.7", "--no-progress", "--no-evaluate"])

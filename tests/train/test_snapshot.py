@@ -3,10 +3,8 @@ original stood (same epoch, history and learning rate) and keeps learning."""
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,7 +16,7 @@ from emolens.train.snapshot import is_snapshot, seed_run, write_snapshot
 from emolens.train.trainer import Trainer
 
 from .helpers import kill_at_epoch, read_history, tiny_config
-from .synthetic import _pattern, make_dataset
+from .synthetic import make_dataset, write_fer2013_csv
 
 
 def _cfg(out: Path, epochs: int, **kw):
@@ -89,14 +87,7 @@ def test_seed_run_refuses_an_existing_run_and_a_full_checkpoint(run, tmp_path: P
 
 
 def test_cli_snapshot_and_resume_from_it(tmp_path: Path, capsys, monkeypatch):
-    rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for usage, n in (("Training", 70), ("PublicTest", 14), ("PrivateTest", 14)):
-        for i in range(n):
-            lines.append(f"{i % 7},{' '.join(map(str, _pattern(i % 7, 48, rng).ravel()))},{usage}")
-    data = tmp_path / "fer.csv.gz"
-    with gzip.open(data, "wt") as f:
-        f.write("\n".join(lines) + "\n")
+    data = write_fer2013_csv(tmp_path / "fer.csv.gz", (70, 14, 14))
     run_dir = tmp_path / "run"
     common = ["--arch", "tiny", "--batch-size", "32", "--threads", "1", "--no-progress"]
     assert main(["train", "--data", str(data), "--dataset", "fer2013", "--epochs", "2", "--out", str(run_dir),
