@@ -8,6 +8,11 @@ only its epochs' own time, not the gaps between sessions. Saves a PNG and prints
 
     .venv/bin/python bench/progress_curve.py ~/emolens-runs/fer2013_vgg_teacher --out docs/models/progress.png
 
+A run that starts from another run's weights (``model.init: snapshots/<run>.pt`` or
+``snapshots/<run>_e<N>.pt``, as ``emolens snapshot`` names them) is drawn from where that run was when
+its snapshot was taken (its last epoch, or epoch N) when both are plotted: a fine-tune's hours come on
+top of its teacher's, so the x axis shows what the shipped model cost in all.
+
 ``--keep DIR`` also copies each run's ``history.csv`` and ``config.yaml`` to ``DIR/<run name>/`` (a few
 kilobytes), so the curve can be redrawn from the repository after the run folders are gone.
 """
@@ -16,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -28,8 +34,10 @@ import yaml
 class RunCurve:
     name: str
     label: str
-    hours: list[float]  # cumulative, at the end of each epoch
+    hours: list[float]  # cumulative, at the end of each epoch (from ``start``)
     val_acc: list[float]
+    init: str = ""  # the config's model.init (another run's snapshot), if any
+    start: float = 0.0  # hours spent before this run's first epoch (by the run it starts from)
 
     @property
     def best(self) -> tuple[float, float, int]:
@@ -58,19 +66,45 @@ def read_run(folder: Path) -> RunCurve:
             hours.append(total)
     if not acc:
         raise RunError(f"{path}: no epochs yet")
-    return RunCurve(folder.name, _label(folder), hours, acc)
+    label, init = _describe(folder)
+    return RunCurve(folder.name, label, hours, acc, init)
 
 
-def _label(folder: Path) -> str:
+def _describe(folder: Path) -> tuple[str, str]:
+    """(legend label, model.init) from the run's config.yaml."""
     cfg_path = folder / "config.yaml"
     if not cfg_path.is_file():
-        return folder.name
+        return folder.name, ""
     try:
         cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
         model, data = cfg.get("model", {}), cfg.get("data", {})
-        return f"{folder.name} ({model.get('arch')} w{model.get('width')}, {data.get('dataset')})"
+        label = f"{folder.name} ({model.get('arch')} w{model.get('width')}, {data.get('dataset')})"
+        return label, str(model.get("init") or "")
     except (yaml.YAMLError, AttributeError):
-        return folder.name
+        return folder.name, ""
+
+
+def chain(curves: list[RunCurve]) -> list[RunCurve]:
+    """Each curve whose ``init`` is another plotted run's snapshot, moved to start where that run was then."""
+    by_name = {c.name: c for c in curves}
+    placed: dict[str, RunCurve] = {}
+
+    def place(c: RunCurve, seen: tuple[str, ...] = ()) -> RunCurve:
+        if c.name in placed:
+            return placed[c.name]
+        m = re.fullmatch(r"(.+?)(?:_e(\d+))?", Path(c.init).stem) if c.init else None
+        parent = by_name.get(m.group(1)) if m else None
+        if parent is None or parent.name == c.name or parent.name in seen:
+            placed[c.name] = c
+            return c
+        parent = place(parent, (*seen, c.name))
+        epoch = min(int(m.group(2)) if m and m.group(2) else len(parent.hours), len(parent.hours))
+        start = parent.hours[epoch - 1]
+        placed[c.name] = replace(c, hours=[h + start for h in c.hours], start=start,
+                                 label=f"{c.label}, from {parent.name} epoch {epoch}")
+        return placed[c.name]
+
+    return [place(c) for c in curves]
 
 
 def plot(curves: list[RunCurve], out: Path, title: str) -> None:
@@ -85,7 +119,8 @@ def plot(curves: list[RunCurve], out: Path, title: str) -> None:
         ax.plot(c.hours, c.val_acc, color=color, lw=1.5, marker=".", label=c.label)
         acc, hours, epoch = c.best
         ax.scatter([hours], [acc], color=color, zorder=3)
-        ax.annotate(f"{acc:.3f} (epoch {epoch})", (hours, acc), textcoords="offset points", xytext=(-4, 6),
+        ax.annotate(f"{acc:.3f} (epoch {epoch})", (hours, acc), textcoords="offset points",
+                    xytext=(-4, 6 if i % 2 == 0 else -14),  # alternate above / below: nearby runs stay legible
                     ha="right", fontsize=8, color=color)
     ax.set_xlabel("CPU-hours of training (2-core machine, wall clock, epochs' time summed)")
     ax.set_ylabel("validation accuracy")
@@ -115,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, default=None, help="also copy each run's history.csv and config.yaml here")
     args = p.parse_args(argv)
     try:
-        curves = [read_run(folder.expanduser()) for folder in args.runs]
+        curves = chain([read_run(folder.expanduser()) for folder in args.runs])
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -123,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         for folder in args.runs:
             keep(folder.expanduser(), args.keep)
     plot(curves, args.out, args.title)
-    print(f"{'run':<32} {'epochs':>6} {'hours':>7} {'best val acc':>12} {'at hour':>8} {'epoch':>6}")
+    print(f"{'run':<32} {'epochs':>6} {'starts':>7} {'hours':>7} {'best val acc':>12} {'at hour':>8} {'epoch':>6}")
     for c in curves:
         acc, hours, epoch = c.best
-        print(f"{c.name:<32} {len(c.val_acc):>6} {c.hours[-1]:>7.2f} {acc:>12.4f} {hours:>8.2f} {epoch:>6}")
+        print(f"{c.name:<32} {len(c.val_acc):>6} {c.start:>7.2f} {c.hours[-1] - c.start:>7.2f} {acc:>12.4f} "
+              f"{hours:>8.2f} {epoch:>6}")
     print(f"-> {args.out}")
     return 0
 
