@@ -158,7 +158,8 @@ def microsoft_majority(votes: np.ndarray) -> np.ndarray:
 
 def check_eval_rows(rows: str) -> None:
     if rows not in EVAL_ROWS:
-        raise ConfigError(f"unknown data.ferplus_eval_rows {rows!r}; use majority or plurality")
+        raise ConfigError(f"unknown FER+ val/test rows {rows!r} (data.ferplus_eval_rows, --ferplus-rows); "
+                          "use majority or plurality")
 
 
 def _check_join(table: FerTable, votes_path: Path, n_votes: int, usage: list[str | None]) -> None:
