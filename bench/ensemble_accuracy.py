@@ -27,6 +27,7 @@ from sklearn.metrics import f1_score
 
 from emolens.config import load_config
 from emolens.data import load_dataset
+from emolens.data.base import Split
 from emolens.errors import EmolensError
 from emolens.evaluation.metrics import (
     apply_temperature,
@@ -35,11 +36,13 @@ from emolens.evaluation.metrics import (
     negative_log_likelihood,
 )
 from emolens.train.distill import Teacher
+from emolens.train.tensors import split_tensors
 
 
-def logits_of(teacher: Teacher, images: np.ndarray, batch: int = 512) -> np.ndarray:
-    x = torch.from_numpy(images).float().div_(255)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+def logits_of(teacher: Teacher, split: Split, batch: int = 512) -> np.ndarray:
+    """The teacher's logits on a split, its images laid out as the trainer lays them out."""
+    size, channels = teacher.meta.input_size[0], teacher.meta.channels
+    x = split_tensors(split, teacher.meta.num_classes, size, channels).x
     return torch.cat([teacher(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
 
 
@@ -57,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         size, ch = cfg.data.image_size, cfg.data.channels
         members = [Teacher(m, tuple(ds.labels), size, ch, torch.device("cpu"), "fp32") for m in args.models]
         val, test = ds.split("val"), ds.split("test")
-        z_val = [logits_of(t, val.images) for t in members]
-        z_test = [logits_of(t, test.images) for t in members]
+        z_val = [logits_of(t, val) for t in members]
+        z_test = [logits_of(t, test) for t in members]
     except EmolensError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

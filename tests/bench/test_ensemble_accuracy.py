@@ -49,7 +49,7 @@ def test_ensemble_row_is_the_mean_of_the_members_logits(ens: ModuleType, tmp_pat
     # the ensemble row scores what the averaged logits predict
     ds = load_dataset(load_config(cfg_file).data)
     members = [Teacher(r, tuple(ds.labels), 48, 1, torch.device("cpu"), "fp32") for r in runs]
-    z = np.mean([ens.logits_of(t, ds.split("test").images) for t in members], 0)
+    z = np.mean([ens.logits_of(t, ds.split("test")) for t in members], 0)
     assert float(rows[2][-4]) == pytest.approx((z.argmax(1) == ds.split("test").labels).mean(), abs=1e-4)
 
     assert ens.main([runs[0], str(tmp_path / "missing.pt"), "--config", str(cfg_file)]) == 2

@@ -205,7 +205,8 @@ def read_ferplus(
     _check_join(table, votes_path, len(votes), usage)
     skipped = {**table.skipped, **skipped}
     valid = np.array([u is not None for u in usage], dtype=bool)[table.rows]
-    labels, targets, excluded = majority_protocol(votes[table.rows])
+    row_votes = votes[table.rows]
+    labels, targets, excluded = majority_protocol(row_votes)
     keep = valid.copy()
     for reason, mask in excluded.items():
         mask = mask & valid
@@ -217,7 +218,7 @@ def read_ferplus(
     )
     if eval_rows == "majority":
         scored = (codes == SPLIT_ORDER.index("val")) | (codes == SPLIT_ORDER.index("test"))
-        no_majority = keep & scored & ~microsoft_majority(votes[table.rows])
+        no_majority = keep & scored & ~microsoft_majority(row_votes)
         if no_majority.any():
             skipped[NO_MAJORITY] = int(no_majority.sum())
         keep &= ~no_majority

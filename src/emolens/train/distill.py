@@ -142,10 +142,7 @@ class Ensemble:
         self.members = members
         self.path = Path(", ".join(str(m.path) for m in members))
         self.meta = members[0].meta
-        if len(members) == 1:
-            self.sha256 = members[0].sha256
-        else:
-            self.sha256 = hashlib.sha256(",".join(m.sha256 for m in members).encode()).hexdigest()
+        self.sha256 = hashlib.sha256(",".join(m.sha256 for m in members).encode()).hexdigest()
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
