@@ -75,3 +75,14 @@ def test_a_run_started_from_another_runs_snapshot_starts_where_that_run_was(pc: 
     assert placed["polish"].start == pytest.approx(2.5)  # after ft_end, itself after the teacher
     assert placed["alone"].start == 0 and placed["alone"].hours == pytest.approx([0.5])
     assert "from teacher epoch 2" in placed["ft_mid"].label
+
+
+def test_a_run_naming_itself_or_a_cycle_of_runs_neither_hangs_nor_moves_twice(pc: ModuleType, tmp_path: Path):
+    own = pc.read_run(_run(tmp_path / "own", [(0.5, 3600)], init="snapshots/own.pt"))
+    a = pc.read_run(_run(tmp_path / "a", [(0.5, 3600)], init="snapshots/b.pt"))
+    b = pc.read_run(_run(tmp_path / "b", [(0.6, 1800)], init="snapshots/a_e1.pt"))
+    placed = {c.name: c for c in pc.chain([own, a, b])}
+    assert placed["own"].start == 0 and placed["own"].hours == pytest.approx([1.0])
+    # a waits for b, b for a: the cycle is cut where it closes (b stays put), so only a moves, after b
+    assert placed["b"].start == 0
+    assert placed["a"].start == pytest.approx(0.5) and placed["a"].hours == pytest.approx([1.5])
