@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,7 +261,7 @@ def plot_reliability_pair(y: np.ndarray, probs: np.ndarray, scaled: np.ndarray, 
         ax.set_title(label, fontsize=10)
         ax.legend(loc="upper left", fontsize=8)
     fig.axes[0].set_ylabel("accuracy")
-    fig.suptitle(title)
+    fig.suptitle(textwrap.fill(title, 110))  # long split names wrap instead of running off the figure
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
